@@ -1,0 +1,300 @@
+"""The `ffsystemd` Jupyter server extension: configuration, handlers and lifecycle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
+
+from .commands import XpraSettings
+from .limits import parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
+from .manager import ManagerSettings, SessionManager
+from .systemd import SystemdClient
+from .units import ScopeLimits, is_valid_slice_name
+from .urls import check_start_url
+
+FIREFOX_CANDIDATES = ("firefox", "firefox-esr")
+FORBIDDEN_XPRA_ARGS = (
+    "--bind",
+    "--bind-tcp",
+    "--bind-ws",
+    "--bind-wss",
+    "--bind-ssl",
+    "--bind-ssh",
+    "--bind-rfb",
+    "--bind-vsock",
+    "--daemon",
+    "--systemd-run",
+    "--start-child",
+    "--exit-with-children",
+    "--socket-dirs",
+)
+
+
+def find_firefox() -> list[str]:
+    """Return the default Firefox command: the first of firefox, firefox-esr on PATH."""
+    for name in FIREFOX_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return [path]
+    return []
+
+
+def _bad(trait: str, value: Any, why: str) -> TraitError:
+    return TraitError(f"c.FirefoxLauncher.{trait} = {value!r} is invalid: {why}")
+
+
+class FirefoxLauncher(ExtensionApp):
+    """Firefox in a JupyterLab tab: each session an Xpra + Firefox in a transient systemd user scope."""
+
+    name = "ffsystemd"
+    load_other_extensions = True
+
+    memory_max = Unicode(
+        "2G",
+        config=True,
+        help="Memory limit of each session (MemoryMax= of its scope): bytes, or a size with"
+        " K/M/G/T suffix (base 1024) such as 512M or 2G, or 'infinity'.",
+    )
+    tasks_max = Union(
+        [Int(), Unicode()],
+        default_value=1024,
+        config=True,
+        help="Maximum number of tasks (processes and threads) of each session (TasksMax=), or 'infinity'.",
+    )
+    cpu_quota = Unicode(
+        "",
+        config=True,
+        help="CPU quota of each session (CPUQuota=) as a percentage of one CPU, e.g. '150%'"
+        " for one and a half CPUs; empty for no quota.",
+    )
+    max_sessions = Int(
+        4, config=True, help="How many sessions may be starting or running at once for this server."
+    )
+    session_root = Unicode(
+        "~/.firefox-launcher/sessions",
+        config=True,
+        help="Directory holding one session-<id>/ directory (profile, cache, temp, runtime,"
+        " sockets; mode 0700) per session. Created if missing.",
+    )
+    firefox_command = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Command that starts Firefox (without the profile and URL arguments, which"
+        " ffsystemd adds). Default: the first of 'firefox', 'firefox-esr' found on PATH.",
+    )
+    xpra_command = List(Unicode(), default_value=["xpra"], config=True, help="Command that runs Xpra.")
+    extra_xpra_args = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Extra arguments appended to 'xpra start'. Options that would open a network"
+        " listener or move Xpra out of the session's scope (--bind*, --daemon, --systemd-run,"
+        " ...) are refused.",
+    )
+    extra_firefox_args = List(
+        Unicode(), default_value=[], config=True, help="Extra arguments for Firefox, before the URL."
+    )
+    firefox_prefs = Dict(
+        default_value={},
+        config=True,
+        help="Extra Firefox preferences written to each session profile's user.js"
+        " (name -> bool, int or string); they override ffsystemd's quiet first-run defaults.",
+    )
+    start_url = Unicode(
+        "about:blank",
+        config=True,
+        help="Page a new session opens when the launch request names none (http(s) URL or about: page).",
+    )
+    screen_size = Unicode(
+        "1920x1080",
+        config=True,
+        help="Size WIDTHxHEIGHT of each session's virtual screen (the largest the Firefox view can be).",
+    )
+    ready_timeout = Float(
+        30.0,
+        config=True,
+        help="Seconds a launch waits for Xpra to serve its HTML5 client before it fails and cleans up.",
+    )
+    keep_profile = Bool(
+        False,
+        config=True,
+        help="Keep a session's directory (its Firefox profile) after cleanup instead of deleting it.",
+    )
+    slice = Unicode(
+        "app-ffsystemd.slice",
+        config=True,
+        help="systemd slice the session scopes are placed in; 'ffsystemd install-units' installs"
+        " app-ffsystemd.slice with aggregate limits for all sessions together.",
+    )
+    stop_timeout = Float(
+        5.0,
+        config=True,
+        help="Seconds systemd waits after SIGTERM before it SIGKILLs what is left of a"
+        " stopping session (TimeoutStopUSec=).",
+    )
+    on_shutdown = Enum(
+        ["stop", "keep"],
+        default_value="stop",
+        config=True,
+        help="What happens to running sessions when the Jupyter server stops: 'stop' ends"
+        " them, 'keep' leaves their units running.",
+    )
+    bus_address = Unicode(
+        "",
+        config=True,
+        help="D-Bus address of the systemd user manager. Default: $DBUS_SESSION_BUS_ADDRESS,"
+        " else unix:path=$XDG_RUNTIME_DIR/bus.",
+    )
+    dbus_timeout = Float(
+        10.0, config=True, help="Seconds any single D-Bus call to the user manager may take."
+    )
+
+    # --- validation: a bad value stops the extension, naming the trait ---------
+    @validate("memory_max")
+    def _check_memory_max(self, proposal: Any) -> str:
+        try:
+            parse_memory_max(proposal["value"])
+        except ValueError as exc:
+            raise _bad("memory_max", proposal["value"], str(exc)) from None
+        return proposal["value"]
+
+    @validate("tasks_max")
+    def _check_tasks_max(self, proposal: Any) -> Any:
+        try:
+            parse_tasks_max(proposal["value"])
+        except ValueError as exc:
+            raise _bad("tasks_max", proposal["value"], str(exc)) from None
+        return proposal["value"]
+
+    @validate("cpu_quota")
+    def _check_cpu_quota(self, proposal: Any) -> str:
+        try:
+            parse_cpu_quota(proposal["value"])
+        except ValueError as exc:
+            raise _bad("cpu_quota", proposal["value"], str(exc)) from None
+        return proposal["value"]
+
+    @validate("max_sessions")
+    def _check_max_sessions(self, proposal: Any) -> int:
+        if not 1 <= proposal["value"] <= 1000:
+            raise _bad("max_sessions", proposal["value"], "must be between 1 and 1000")
+        return proposal["value"]
+
+    @validate("screen_size")
+    def _check_screen_size(self, proposal: Any) -> str:
+        try:
+            parse_screen_size(proposal["value"])
+        except ValueError as exc:
+            raise _bad("screen_size", proposal["value"], str(exc)) from None
+        return proposal["value"]
+
+    @validate("ready_timeout", "stop_timeout", "dbus_timeout")
+    def _check_timeouts(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not 0 < value <= 3600:
+            raise _bad(proposal["trait"].name, value, "must be more than 0 and at most 3600 seconds")
+        return value
+
+    @validate("start_url")
+    def _check_start_url(self, proposal: Any) -> str:
+        try:
+            return check_start_url(proposal["value"])
+        except ValueError as exc:
+            raise _bad("start_url", proposal["value"], str(exc)) from None
+
+    @validate("slice")
+    def _check_slice(self, proposal: Any) -> str:
+        if not is_valid_slice_name(proposal["value"]):
+            raise _bad("slice", proposal["value"], "must be a slice unit name ending in .slice")
+        return proposal["value"]
+
+    @validate("extra_xpra_args")
+    def _check_extra_xpra_args(self, proposal: Any) -> list[str]:
+        for arg in proposal["value"]:
+            option = arg.split("=", 1)[0]
+            if option in FORBIDDEN_XPRA_ARGS:
+                raise _bad("extra_xpra_args", proposal["value"], f"{option} is managed by ffsystemd")
+        return proposal["value"]
+
+    @validate("xpra_command", "firefox_command")
+    def _check_command(self, proposal: Any) -> list[str]:
+        value = proposal["value"]
+        name = proposal["trait"].name
+        if name == "xpra_command" and not value:
+            raise _bad(name, value, "must name the xpra program")
+        if value and shutil.which(value[0]) is None:
+            raise _bad(name, value, f"{value[0]!r} is not an executable on PATH")
+        return value
+
+    @validate("firefox_prefs")
+    def _check_prefs(self, proposal: Any) -> dict[str, Any]:
+        for key, val in proposal["value"].items():
+            if not isinstance(key, str) or not isinstance(val, (bool, int, str)):
+                raise _bad("firefox_prefs", proposal["value"], f"{key!r}: values must be bool, int or str")
+        return proposal["value"]
+
+    # --- building the runtime objects -----------------------------------------
+    def resolved_firefox_command(self) -> list[str]:
+        """The Firefox command to run: firefox_command, or the one found on PATH."""
+        return list(self.firefox_command) or find_firefox()
+
+    def manager_settings(self) -> ManagerSettings:
+        """Turn the (validated) traits into the session manager's settings."""
+        firefox = self.resolved_firefox_command()
+        if not firefox:
+            raise _bad("firefox_command", [], "neither firefox nor firefox-esr is on PATH; set it")
+        return ManagerSettings(
+            session_root=Path(self.session_root).expanduser(),
+            slice_name=self.slice,
+            limits=ScopeLimits(
+                memory_max=parse_memory_max(self.memory_max),
+                tasks_max=parse_tasks_max(self.tasks_max),
+                cpu_quota_per_sec_usec=parse_cpu_quota(self.cpu_quota),
+                stop_timeout_usec=int(self.stop_timeout * 1_000_000),
+            ),
+            xpra=XpraSettings(
+                xpra_command=tuple(self.xpra_command),
+                firefox_command=tuple(firefox),
+                extra_xpra_args=tuple(self.extra_xpra_args),
+                extra_firefox_args=tuple(self.extra_firefox_args),
+                screen_size=parse_screen_size(self.screen_size),
+                extra_prefs=dict(self.firefox_prefs),
+            ),
+            start_url=self.start_url,
+            max_sessions=self.max_sessions,
+            ready_timeout=self.ready_timeout,
+            keep_profile=self.keep_profile,
+            job_timeout=max(30.0, self.stop_timeout + 10),
+        )
+
+    def initialize_settings(self) -> None:
+        """Create the session manager (validating the whole configuration)."""
+        base_url = self.serverapp.base_url if self.serverapp is not None else "/"
+        settings = self.manager_settings()
+        self.session_manager = SessionManager(
+            settings,
+            SystemdClient(self.bus_address or None, call_timeout=self.dbus_timeout),
+            url_for=lambda sid: url_path_join(base_url, "firefox-launcher", "session", sid) + "/",
+        )
+        self.settings["ffsystemd_manager"] = self.session_manager
+        self.settings["ffsystemd_app"] = self
+
+    def initialize_handlers(self) -> None:
+        """Register the REST routes (see ffsystemd.handlers)."""
+        from .handlers import default_handlers
+
+        self.handlers.extend(default_handlers)
+
+    async def stop_extension(self) -> None:
+        """On server stop: stop every session unless on_shutdown is 'keep'."""
+        manager = getattr(self, "session_manager", None)
+        if manager is not None:
+            action = "stopping" if self.on_shutdown == "stop" else "keeping"
+            self.log.info("ffsystemd: %s sessions on shutdown", action)
+            await manager.shutdown(stop_sessions=self.on_shutdown == "stop")

@@ -1,0 +1,181 @@
+"""Pure builders of the session's command lines, environment and config files (no I/O)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .session_dirs import SessionPaths
+
+GATE_SCRIPT = 'IFS= read -r go || exit 125; [ "$go" = go ] || exit 125; exec "$@" </dev/null'
+"""Held on stdin until the launcher writes `go`: the scope holds this shell before Xpra runs."""
+
+# Variables of the Jupyter server that must not leak into a session.
+_DROPPED_ENV = (
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XAUTHORITY",
+    "JPY_SESSION_NAME",
+    "JUPYTER_TOKEN",
+    "JPY_API_TOKEN",
+    "JUPYTERHUB_API_TOKEN",
+    "XPRA_PASSWORD",
+    "MOZ_NO_REMOTE",
+    "TMPDIR",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_DIRS",
+    "XDG_RUNTIME_DIR",
+)
+
+
+@dataclass(frozen=True)
+class XpraSettings:
+    """What the admin configured for Xpra and Firefox (already validated)."""
+
+    xpra_command: Sequence[str] = ("xpra",)
+    firefox_command: Sequence[str] = ("firefox-esr",)
+    extra_xpra_args: Sequence[str] = ()
+    extra_firefox_args: Sequence[str] = ()
+    screen_size: tuple[int, int] = (1920, 1080)
+    extra_prefs: Mapping[str, object] = field(default_factory=dict)
+
+
+def gate_command(argv: Sequence[str]) -> list[str]:
+    """Wrap argv so it execs only after the launcher writes `go` to its stdin."""
+    return ["/bin/sh", "-c", GATE_SCRIPT, "ffsystemd-gate", *argv]
+
+
+def firefox_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str]:
+    """Firefox's own command line: a new, private instance on the session's profile."""
+    return [
+        *settings.firefox_command,
+        "--no-remote",
+        "--new-instance",
+        "--profile",
+        str(paths.profile),
+        *settings.extra_firefox_args,
+        url,
+    ]
+
+
+def xvfb_command(settings: XpraSettings) -> str:
+    """The Xvfb command line for Xpra's `--xvfb`: a screen of screen_size, no TCP."""
+    width, height = settings.screen_size
+    return (
+        "Xvfb +extension GLX +extension Composite +extension RANDR"
+        f" -screen 0 {width}x{height}x24+32 -dpi 96 -nolisten tcp -noreset -auth $XAUTHORITY"
+    )
+
+
+def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str]:
+    """Xpra's command line: a unix socket only, HTML5 client on, Firefox as its start child.
+
+    `--daemon=no --systemd-run=no` keep Xpra (and so everything it starts) in the
+    caller's scope; `--exit-with-children` ends the session with Firefox.
+    """
+    width, height = settings.screen_size
+    child = shlex.join(firefox_argv(settings, paths, url))
+    return [
+        *settings.xpra_command,
+        "start",
+        "--daemon=no",
+        "--systemd-run=no",
+        f"--bind={paths.socket}",
+        f"--socket-dirs={paths.sockets}",
+        f"--log-dir={paths.runtime}",
+        "--html=on",
+        "--mdns=no",
+        "--pulseaudio=no",
+        "--speaker=off",
+        "--microphone=off",
+        "--webcam=no",
+        "--notifications=no",
+        "--printing=no",
+        "--file-transfer=no",
+        "--open-files=no",
+        "--start-new-commands=no",
+        "--dbus-proxy=no",
+        "--dbus-control=no",
+        "--opengl=no",
+        "--session-name=Firefox",
+        f"--xvfb={xvfb_command(settings)}",
+        f"--resize-display={width}x{height}",
+        "--exit-with-children=yes",
+        f"--start-child={child}",
+        *settings.extra_xpra_args,
+    ]
+
+
+def xpra_config_file() -> str:
+    """Contents of `<session>/xdg/xpra/xpra.conf`.
+
+    Read after /etc/xpra, it replaces the distribution's `start = /etc/X11/Xsession true`
+    (which pops an xmessage window) and its dbus-launch.
+    """
+    return "start = /bin/true\ndbus-launch =\nmdns = no\n"
+
+
+def session_environment(base_env: Mapping[str, str], paths: SessionPaths) -> dict[str, str]:
+    """The environment Xpra (and so Firefox) starts with: the server's, pointed into the session."""
+    env = {k: v for k, v in base_env.items() if k not in _DROPPED_ENV}
+    env.update(
+        {
+            "XDG_CONFIG_DIRS": str(paths.xdg_config),
+            "XDG_RUNTIME_DIR": str(paths.runtime),
+            "XDG_CACHE_HOME": str(paths.cache),
+            "TMPDIR": str(paths.temp),
+            "XAUTHORITY": str(paths.runtime / "Xauthority"),
+            "NO_AT_BRIDGE": "1",
+            "MOZ_CRASHREPORTER_DISABLE": "1",
+            "MOZ_NO_REMOTE": "1",
+        }
+    )
+    return env
+
+
+DEFAULT_PREFS: dict[str, object] = {
+    "browser.shell.checkDefaultBrowser": False,
+    "browser.startup.homepage_override.mstone": "ignore",
+    "startup.homepage_welcome_url": "",
+    "startup.homepage_welcome_url.additional": "",
+    "startup.homepage_override_url": "",
+    "browser.aboutwelcome.enabled": False,
+    "trailhead.firstrun.didSeeAboutWelcome": True,
+    "browser.startup.firstrunSkipsHomepage": True,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "datareporting.policy.dataSubmissionPolicyBypassNotification": True,
+    "datareporting.healthreport.uploadEnabled": False,
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "toolkit.telemetry.enabled": False,
+    "toolkit.telemetry.unified": False,
+    "app.update.enabled": False,
+    "app.update.auto": False,
+    "app.normandy.enabled": False,
+    "browser.tabs.warnOnClose": False,
+    "browser.warnOnQuit": False,
+    "browser.sessionstore.resume_from_crash": False,
+    "browser.disableResetPrompt": True,
+    "browser.uitour.enabled": False,
+    "extensions.pocket.enabled": False,
+    "browser.newtabpage.activity-stream.feeds.telemetry": False,
+    "browser.newtabpage.activity-stream.telemetry": False,
+    "browser.ping-centre.telemetry": False,
+    "signon.rememberSignons": False,
+    "browser.translations.automaticallyPopup": False,
+    "browser.download.useDownloadDir": True,
+    "browser.download.always_ask_before_handling_new_types": False,
+}
+
+
+def user_js(start_url: str, extra_prefs: Mapping[str, object] | None = None) -> str:
+    """Contents of the profile's `user.js`: a quiet first run that opens start_url."""
+    prefs = dict(DEFAULT_PREFS)
+    prefs["browser.startup.homepage"] = start_url
+    prefs["browser.startup.page"] = 1
+    if extra_prefs:
+        prefs.update(extra_prefs)
+    lines = [f"user_pref({json.dumps(name)}, {json.dumps(value)});" for name, value in prefs.items()]
+    return "// written by ffsystemd for this session\n" + "\n".join(lines) + "\n"

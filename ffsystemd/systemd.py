@@ -1,0 +1,287 @@
+"""Thin asyncio client of the systemd user manager over D-Bus (dbus-fast).
+
+All systemd I/O of the package lives here, as small documented coroutines.
+Every call has a timeout; D-Bus errors become the typed exceptions of
+`ffsystemd.errors`. Nothing here knows about sessions or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from .errors import JobFailed, NoSuchUnit, SystemdTimeout, SystemdUnavailable, systemd_error
+
+log = logging.getLogger(__name__)
+
+SYSTEMD = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+MANAGER_IFACE = "org.freedesktop.systemd1.Manager"
+UNIT_IFACE = "org.freedesktop.systemd1.Unit"
+SCOPE_IFACE = "org.freedesktop.systemd1.Scope"
+PROPS_IFACE = "org.freedesktop.DBus.Properties"
+DBUS = "org.freedesktop.DBus"
+
+_UNAVAILABLE_ERRORS = {
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.Disconnected",
+}
+_JOB_REMOVED_RULE = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER_IFACE}',member='JobRemoved'"
+
+
+def user_bus_address(environ: dict[str, str] | None = None) -> str:
+    """Return the user bus address: DBUS_SESSION_BUS_ADDRESS, else unix:path=$XDG_RUNTIME_DIR/bus."""
+    env = os.environ if environ is None else environ
+    if env.get("DBUS_SESSION_BUS_ADDRESS"):
+        return env["DBUS_SESSION_BUS_ADDRESS"]
+    runtime = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return f"unix:path={runtime}/bus"
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    """One row of ListUnitsByPatterns."""
+
+    name: str
+    description: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    path: str
+
+
+class SystemdClient:
+    """Connection to one systemd user manager; reconnects lazily after the bus drops."""
+
+    def __init__(self, bus_address: str | None = None, call_timeout: float = 10.0) -> None:
+        self.bus_address = bus_address or user_bus_address()
+        self.call_timeout = call_timeout
+        self._bus: MessageBus | None = None
+        self._connect_lock = asyncio.Lock()
+        self._job_waiters: dict[str, asyncio.Future[str]] = {}
+        self._finished_jobs: OrderedDict[str, str] = OrderedDict()
+        self._signal_handlers: list[Callable[[Message], None]] = []
+
+    # --- connection -------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True while the bus connection is up."""
+        return self._bus is not None and self._bus.connected
+
+    async def connect(self) -> None:
+        """Connect, register the JobRemoved match and Subscribe; no-op when connected.
+
+        Raises SystemdUnavailable when the bus or the manager cannot be reached.
+        """
+        async with self._connect_lock:
+            if self.connected:
+                return
+            try:
+                bus = await asyncio.wait_for(
+                    MessageBus(bus_address=self.bus_address).connect(), self.call_timeout
+                )
+            except (OSError, asyncio.TimeoutError, ValueError) as exc:
+                raise SystemdUnavailable(
+                    f"cannot connect to the user bus at {self.bus_address} ({exc or type(exc).__name__});"
+                    " is a systemd user session running (DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR)?"
+                ) from exc
+            except Exception as exc:  # auth failures and the like
+                raise SystemdUnavailable(
+                    f"cannot connect to the user bus at {self.bus_address}: {exc}"
+                ) from exc
+            bus.add_message_handler(self._on_message)
+            self._bus = bus
+            try:
+                await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [_JOB_REMOVED_RULE])
+                await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
+            except BaseException:
+                self._bus = None
+                bus.disconnect()
+                raise
+
+    async def close(self) -> None:
+        """Disconnect from the bus (pending job waits fail with SystemdUnavailable)."""
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.disconnect()
+            with contextlib.suppress(Exception):  # best effort on close
+                await asyncio.wait_for(bus.wait_for_disconnect(), 2)
+        self._fail_job_waiters("the bus connection was closed")
+
+    def add_signal_handler(self, handler: Callable[[Message], None]) -> None:
+        """Call handler(message) for every signal received from systemd."""
+        self._signal_handlers.append(handler)
+
+    # --- low level --------------------------------------------------------
+    def _on_message(self, msg: Message) -> None:
+        if msg.message_type != MessageType.SIGNAL:
+            return
+        if msg.interface == MANAGER_IFACE and msg.member == "JobRemoved":
+            _job_id, job_path, _unit, result = msg.body
+            waiter = self._job_waiters.pop(job_path, None)
+            if waiter is not None:
+                if not waiter.done():
+                    waiter.set_result(result)
+            else:
+                # The signal beat StartTransientUnit's reply: keep it for the waiter.
+                self._finished_jobs[job_path] = result
+                while len(self._finished_jobs) > 512:
+                    self._finished_jobs.popitem(last=False)
+        for handler in list(self._signal_handlers):
+            try:
+                handler(msg)
+            except Exception:
+                log.exception("systemd signal handler failed")
+
+    def _fail_job_waiters(self, reason: str) -> None:
+        waiters, self._job_waiters = self._job_waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(SystemdUnavailable(reason))
+
+    async def _call(
+        self,
+        destination: str,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str,
+        body: Sequence[Any],
+        timeout: float | None = None,
+    ) -> list[Any]:
+        bus = self._bus
+        if bus is None or not bus.connected:
+            raise SystemdUnavailable(f"not connected to the user bus at {self.bus_address}")
+        message = Message(
+            destination=destination,
+            path=path,
+            interface=interface,
+            member=member,
+            signature=signature,
+            body=list(body),
+        )
+        try:
+            reply = await asyncio.wait_for(bus.call(message), timeout or self.call_timeout)
+        except asyncio.TimeoutError as exc:
+            raise SystemdTimeout(
+                f"{interface}.{member} got no answer within {timeout or self.call_timeout:g} s"
+            ) from exc
+        except (EOFError, OSError, ConnectionError) as exc:
+            self._fail_job_waiters("the bus connection dropped")
+            raise SystemdUnavailable(f"lost the user bus at {self.bus_address}: {exc}") from exc
+        if reply is None:
+            raise SystemdUnavailable(f"no reply to {member}: the bus connection dropped")
+        if reply.message_type == MessageType.ERROR:
+            text = str(reply.body[0]) if reply.body else ""
+            if reply.error_name in _UNAVAILABLE_ERRORS:
+                raise SystemdUnavailable(
+                    f"no systemd user manager on {self.bus_address} ({reply.error_name}: {text})"
+                )
+            raise systemd_error(reply.error_name or "unknown", text)
+        return list(reply.body)
+
+    async def manager_call(
+        self, member: str, signature: str, body: Sequence[Any], timeout: float | None = None
+    ) -> list[Any]:
+        """Call a method of org.freedesktop.systemd1.Manager (connecting first if needed)."""
+        await self.connect()
+        return await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, member, signature, body, timeout)
+
+    async def _wait_job(self, job_path: str, unit: str, timeout: float) -> str:
+        if job_path in self._finished_jobs:
+            result = self._finished_jobs.pop(job_path)
+        else:
+            waiter = self._job_waiters.get(job_path)
+            if waiter is None:
+                waiter = asyncio.get_running_loop().create_future()
+                self._job_waiters[job_path] = waiter
+            try:
+                result = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except asyncio.TimeoutError as exc:
+                self._job_waiters.pop(job_path, None)
+                raise SystemdTimeout(f"the job for {unit} did not finish within {timeout:g} s") from exc
+        return result
+
+    # --- manager API ------------------------------------------------------
+    async def version(self) -> str:
+        """Return the manager's Version property (proves a user manager answers)."""
+        return str(await self.manager_property("Version"))
+
+    async def manager_property(self, name: str) -> Any:
+        """Return one property of the Manager object, unwrapped."""
+        await self.connect()
+        (value,) = await self._call(SYSTEMD, MANAGER_PATH, PROPS_IFACE, "Get", "ss", [MANAGER_IFACE, name])
+        return value.value if isinstance(value, Variant) else value
+
+    async def start_transient_unit(
+        self,
+        name: str,
+        properties: list[tuple[str, Variant]],
+        job_timeout: float = 30.0,
+    ) -> None:
+        """Start a transient unit (mode `fail`) and wait until its start job has finished.
+
+        Raises UnitExists for a duplicate name, JobFailed when the job's result is
+        not `done`, SystemdTimeout when it does not finish within job_timeout.
+        """
+        (job_path,) = await self.manager_call(
+            "StartTransientUnit", "ssa(sv)a(sa(sv))", [name, "fail", properties, []]
+        )
+        result = await self._wait_job(job_path, name, job_timeout)
+        if result != "done":
+            raise JobFailed(name, result)
+
+    async def stop_unit(self, name: str, job_timeout: float = 30.0) -> bool:
+        """Stop a unit and wait for the stop job; False if the unit was not loaded."""
+
+        try:
+            (job_path,) = await self.manager_call("StopUnit", "ss", [name, "replace"])
+        except NoSuchUnit:
+            return False
+        result = await self._wait_job(job_path, name, job_timeout)
+        if result not in ("done", "canceled"):
+            raise JobFailed(name, result)
+        return True
+
+    async def kill_unit(self, name: str, signal: int, who: str = "all") -> None:
+        """Send a signal to the unit's processes (`who`: all, main or control)."""
+        await self.manager_call("KillUnit", "ssi", [name, who, signal])
+
+    async def reset_failed_unit(self, name: str) -> None:
+        """Reset a unit's failed state so a failed transient unit is collected."""
+        await self.manager_call("ResetFailedUnit", "s", [name])
+
+    async def get_unit(self, name: str) -> str:
+        """Return the object path of a loaded unit; raises NoSuchUnit."""
+        (path,) = await self.manager_call("GetUnit", "s", [name])
+        return str(path)
+
+    async def get_all(self, path: str, interface: str) -> dict[str, Any]:
+        """Return all properties of one interface of an object, unwrapped."""
+        await self.connect()
+        (props,) = await self._call(SYSTEMD, path, PROPS_IFACE, "GetAll", "s", [interface])
+        return {key: (v.value if isinstance(v, Variant) else v) for key, v in props.items()}
+
+    async def unit_properties(self, name: str, interface: str = SCOPE_IFACE) -> dict[str, Any]:
+        """Return the Unit and `interface` properties of a loaded unit; raises NoSuchUnit."""
+        path = await self.get_unit(name)
+        props = await self.get_all(path, UNIT_IFACE)
+        props.update(await self.get_all(path, interface))
+        return props
+
+    async def list_units_by_patterns(
+        self, patterns: Sequence[str], states: Sequence[str] = ()
+    ) -> list[UnitInfo]:
+        """Return the loaded units whose names match the glob patterns."""
+        (rows,) = await self.manager_call("ListUnitsByPatterns", "asas", [list(states), list(patterns)])
+        return [UnitInfo(r[0], r[1], r[2], r[3], r[4], r[6]) for r in rows]

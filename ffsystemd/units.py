@@ -1,0 +1,77 @@
+"""Pure builders for our unit names and transient-scope properties (no I/O)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dbus_fast import Variant
+
+from .ids import SESSION_ID_PATTERN, is_valid_session_id
+from .limits import UINT64_MAX
+
+UNIT_PREFIX = "app-ffsystemd-firefox-"
+UNIT_SUFFIX = ".scope"
+UNIT_GLOB = f"{UNIT_PREFIX}*{UNIT_SUFFIX}"
+UNIT_NAME_PATTERN = rf"{UNIT_PREFIX}{SESSION_ID_PATTERN}\{UNIT_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class ScopeLimits:
+    """Resource limits for one session scope, in systemd's units (UINT64_MAX = infinity)."""
+
+    memory_max: int = UINT64_MAX
+    tasks_max: int = UINT64_MAX
+    cpu_quota_per_sec_usec: int = UINT64_MAX
+    stop_timeout_usec: int = 5_000_000
+    runtime_max_usec: int = UINT64_MAX
+
+
+def unit_name(session_id: str) -> str:
+    """Return the scope name for a session id; raises ValueError for an invalid id."""
+    if not is_valid_session_id(session_id):
+        raise ValueError(f"invalid session id {session_id!r}")
+    return f"{UNIT_PREFIX}{session_id}{UNIT_SUFFIX}"
+
+
+def session_id_of(unit: str) -> str | None:
+    """Return the session id of one of our unit names, or None for any other name."""
+    if not (unit.startswith(UNIT_PREFIX) and unit.endswith(UNIT_SUFFIX)):
+        return None
+    candidate = unit[len(UNIT_PREFIX) : -len(UNIT_SUFFIX)]
+    return candidate if is_valid_session_id(candidate) else None
+
+
+def scope_properties(
+    *, pid: int, description: str, slice_name: str, limits: ScopeLimits
+) -> list[tuple[str, Variant]]:
+    """Return StartTransientUnit's `a(sv)` for a session scope holding `pid`.
+
+    Limits at UINT64_MAX are left out (systemd's default is infinity), so a scope
+    started without limits looks exactly like one started by `systemd-run --scope`.
+    """
+    props: list[tuple[str, Variant]] = [
+        ("Description", Variant("s", description)),
+        ("PIDs", Variant("au", [pid])),
+        ("Slice", Variant("s", slice_name)),
+        ("CollectMode", Variant("s", "inactive-or-failed")),
+        ("TimeoutStopUSec", Variant("t", limits.stop_timeout_usec)),
+        ("SendSIGKILL", Variant("b", True)),
+    ]
+    if limits.memory_max != UINT64_MAX:
+        props.append(("MemoryAccounting", Variant("b", True)))
+        props.append(("MemoryMax", Variant("t", limits.memory_max)))
+    if limits.tasks_max != UINT64_MAX:
+        props.append(("TasksAccounting", Variant("b", True)))
+        props.append(("TasksMax", Variant("t", limits.tasks_max)))
+    if limits.cpu_quota_per_sec_usec != UINT64_MAX:
+        props.append(("CPUAccounting", Variant("b", True)))
+        props.append(("CPUQuotaPerSecUSec", Variant("t", limits.cpu_quota_per_sec_usec)))
+    if limits.runtime_max_usec != UINT64_MAX:
+        props.append(("RuntimeMaxUSec", Variant("t", limits.runtime_max_usec)))
+    return props
+
+
+def is_valid_slice_name(name: str) -> bool:
+    """True for a plausible slice unit name such as `app-ffsystemd.slice`."""
+    return re.fullmatch(r"[A-Za-z0-9:_.\\-]{1,200}\.slice", name) is not None
