@@ -13,6 +13,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, U
 from .commands import XpraSettings
 from .limits import parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
 from .manager import ManagerSettings, SessionManager
+from .session_dirs import check_root_length
 from .systemd import SystemdClient
 from .units import ScopeLimits, is_valid_slice_name
 from .urls import check_start_url
@@ -207,6 +208,14 @@ class FirefoxLauncher(ExtensionApp):
             return check_start_url(proposal["value"])
         except ValueError as exc:
             raise _bad("start_url", proposal["value"], str(exc)) from None
+
+    @validate("session_root")
+    def _check_session_root(self, proposal: Any) -> str:
+        try:
+            check_root_length(Path(proposal["value"]))
+        except ValueError as exc:
+            raise _bad("session_root", proposal["value"], str(exc)) from None
+        return proposal["value"]
 
     @validate("slice")
     def _check_slice(self, proposal: Any) -> str:

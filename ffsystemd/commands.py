@@ -76,7 +76,6 @@ def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str
     `--daemon=no --systemd-run=no` keep Xpra (and so everything it starts) in the
     caller's scope; `--exit-with-children` ends the session with Firefox.
     """
-    width, height = settings.screen_size
     child = shlex.join(firefox_argv(settings, paths, url))
     return [
         *settings.xpra_command,
@@ -102,7 +101,7 @@ def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str
         "--opengl=no",
         "--session-name=Firefox",
         f"--xvfb={xvfb_command(settings)}",
-        f"--resize-display={width}x{height}",
+        "--resize-display=yes",
         "--exit-with-children=yes",
         f"--start-child={child}",
         *settings.extra_xpra_args,

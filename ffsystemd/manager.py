@@ -86,7 +86,7 @@ class Session:
     unit_started: bool = False
     stopping_by_request: bool = False
     launch_task: asyncio.Task[None] | None = None
-    reaper: asyncio.Task[int] | None = None
+    reaper: asyncio.Task[None] | None = None
     ended_at: float | None = None
     last_props: dict[str, Any] = field(default_factory=dict)
 
@@ -297,7 +297,7 @@ class SessionManager:
             )
             step = "xpra-start"
             await session.process.release()
-            session.reaper = asyncio.ensure_future(session.process.wait())
+            session.reaper = asyncio.ensure_future(self._watch_main_process(session))
             step = "xpra-ready"
             await self._wait_ready(session)
             session.state = "running"
@@ -315,6 +315,20 @@ class SessionManager:
             tail = log_tail(session.paths.xpra_log)
             await asyncio.shield(self._teardown_failed_launch(session))
             raise LaunchError(step, _describe(exc), tail) from exc
+
+    async def _watch_main_process(self, session: Session) -> None:
+        """When Xpra exits on its own, stop what is left of the scope (Xvfb, Firefox)."""
+        assert session.process is not None
+        code = await session.process.wait()
+        if session.stopping_by_request or session.state == "starting":
+            return  # a cleanup or the failed launch's teardown owns the unit
+        log.info("session %s: %s; stopping its unit", session.id, _exit_message(code))
+        session.state = "stopping"
+        try:
+            await self._stop_everything(session, force=True)
+        except LaunchError as exc:
+            log.warning("session %s: could not stop %s: %s", session.id, session.unit, exc.message)
+        session.state = "failed" if code != 0 else "stopped"
 
     async def _wait_ready(self, session: Session) -> None:
         assert session.process is not None

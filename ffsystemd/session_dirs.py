@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .ids import is_valid_session_id
 
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
+SOCKET_SUFFIX_LENGTH = len("/session-0123456789ab/sockets/xpra.sock")
 SUBDIRS = ("profile", "cache", "temp", "runtime", "sockets", "xdg")
 DIR_PREFIX = "session-"
 
@@ -62,6 +64,17 @@ def session_paths(root: Path, session_id: str) -> SessionPaths:
     if not is_valid_session_id(session_id):
         raise ValueError(f"invalid session id {session_id!r}")
     return SessionPaths(Path(root), session_id)
+
+
+def check_root_length(root: Path) -> None:
+    """Raise ValueError when a session socket under root would not fit in a unix socket address."""
+    longest = len(os.fsencode(Path(root).expanduser().absolute())) + SOCKET_SUFFIX_LENGTH
+    if longest > MAX_SOCKET_PATH:
+        raise ValueError(
+            f"too long for unix socket paths: the session sockets would be {longest} bytes long"
+            f" (at most {MAX_SOCKET_PATH}); choose a root of at most"
+            f" {MAX_SOCKET_PATH - SOCKET_SUFFIX_LENGTH} bytes"
+        )
 
 
 def ensure_root(root: Path) -> Path:

@@ -1,0 +1,65 @@
+"""Fixtures of the real tier: a real systemd user manager must answer (scripts/test boots one)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .world import JupyterServer, our_units
+
+pytestmark = pytest.mark.real
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/real/" in str(item.fspath):
+            item.add_marker(pytest.mark.real)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_user_manager() -> None:
+    """The real systemd user manager; the real tests fail (not skip) without one."""
+    proc = subprocess.run(
+        ["systemctl", "--user", "is-system-running"], capture_output=True, text=True, timeout=30
+    )
+    state = proc.stdout.strip()
+    if state not in ("running", "degraded"):
+        pytest.fail(
+            f"no systemd user manager answers (systemctl --user: {state or proc.stderr.strip()});"
+            " run the tests through scripts/test, which boots one when needed"
+        )
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterServer]]:
+    """Start real Jupyter servers with given FirefoxLauncher config; stops them and checks no leak."""
+    before = set(our_units())
+    servers: list[JupyterServer] = []
+    roots: list[Path] = []
+
+    def start(**config: object) -> JupyterServer:
+        # Short: the session sockets must fit in a unix socket address.
+        root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
+        roots.append(root)
+        server = JupyterServer(root, config=dict(config))
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
+    leaked = set(our_units()) - before
+    assert not leaked, f"units left behind: {leaked}"
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., JupyterServer]) -> JupyterServer:
+    """One real Jupyter server with distinctive limits (1G memory, 512 tasks, 1280x800 screen)."""
+    return server_factory(memory_max="1G", tasks_max=512, cpu_quota="150%", screen_size="1280x800")

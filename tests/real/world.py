@@ -1,0 +1,190 @@
+"""The real world for the `real` tests: a real Jupyter server process talking to the real
+systemd user manager, with helpers to inspect units, processes and Xpra from outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll predicate until it returns a truthy value or the deadline passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def systemctl_show(unit: str, *props: str) -> dict[str, str]:
+    """`systemctl --user show` of a unit as a dict (LoadState=not-found when it is gone)."""
+    out = subprocess.run(
+        ["systemctl", "--user", "show", unit, *(f"--property={p}" for p in props)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def unit_gone(unit: str) -> bool:
+    return systemctl_show(unit, "LoadState")["LoadState"] == "not-found"
+
+
+def our_units() -> list[str]:
+    out = subprocess.run(
+        ["systemctl", "--user", "list-units", "--all", "--plain", "--no-legend", "app-ffsystemd-firefox-*"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def cgroup_of(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def xpra_windows(socket_path: Path) -> dict[str, str]:
+    """`xpra info` on the session socket, reduced to the windows.* lines."""
+    proc = subprocess.run(
+        ["xpra", "info", f"socket://{socket_path}"], capture_output=True, text=True, timeout=60
+    )
+    info = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("windows.") and "=" in line:
+            key, value = line.split("=", 1)
+            info[key] = value
+    return info
+
+
+def firefox_window(socket_path: Path) -> bool:
+    return any(
+        "firefox" in v.lower() for k, v in xpra_windows(socket_path).items() if k.endswith("class-instance")
+    )
+
+
+@dataclass
+class JupyterServer:
+    """A `jupyter server` subprocess with the extension, reachable with a token."""
+
+    root: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    base_url: str = "/user/real-tester/"
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def session_root(self) -> Path:
+        return self.root / "sessions"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_url}"
+
+    def start(self) -> JupyterServer:
+        """Start the server and wait until its API answers."""
+        config = {
+            "ServerApp": {
+                "port": self.port,
+                "ip": "127.0.0.1",
+                "open_browser": False,
+                "allow_root": True,
+                "base_url": self.base_url,
+                "root_dir": str(self.root),
+                "jpserver_extensions": {"ffsystemd": True},
+            },
+            "IdentityProvider": {"token": self.token},
+            "FirefoxLauncher": {"session_root": str(self.session_root), **self.config},
+        }
+        cfg = self.root / "jupyter_server_config.json"
+        cfg.write_text(json.dumps(config))
+        self.log_path = self.root / "server.log"
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / "config"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
+            stdout=open(self.log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.root,
+        )
+        wait_until(self._answers, 60, "the Jupyter server to answer")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"jupyter server exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return self.get("api/status").status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return requests.get(self.url + path, headers=self.headers(), timeout=120, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> requests.Response:
+        data = None if body is None else json.dumps(body)
+        return requests.post(self.url + path, data=data, headers=self.headers(), timeout=120, **kw)
+
+    def launch(self, **body: Any) -> dict[str, Any]:
+        resp = self.post("firefox-launcher/api/firefox", body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    def status(self, session_id: str) -> dict[str, Any]:
+        resp = self.get(f"firefox-launcher/api/firefox?id={session_id}")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def cleanup(self, **body: Any) -> dict[str, Any]:
+        resp = self.post("firefox-launcher/api/cleanup", body)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM the server (it stops or keeps sessions per on_shutdown) and wait."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
