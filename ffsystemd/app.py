@@ -45,6 +45,24 @@ def find_firefox() -> list[str]:
     return []
 
 
+def forbidden_xpra_arg(arg: str) -> str | None:
+    """Why an extra Xpra argument is refused (None if allowed).
+
+    Refused: positional arguments, any --bind* (network listeners), the options ffsystemd
+    manages, their --no- forms, and abbreviations of them (Xpra accepts unique prefixes).
+    """
+    if not arg.startswith("--") or len(arg) < 4:
+        return f"{arg!r}: only --option[=value] arguments are allowed"
+    option = arg.split("=", 1)[0]
+    positive = "--" + option[len("--no-") :] if option.startswith("--no-") else option
+    if positive.startswith("--bind") or "--bind".startswith(positive):
+        return f"{option}: network and socket listeners are managed by ffsystemd"
+    for managed in FORBIDDEN_XPRA_ARGS:
+        if managed.startswith(positive):
+            return f"{option}: {managed} is managed by ffsystemd"
+    return None
+
+
 def _bad(trait: str, value: Any, why: str) -> TraitError:
     return TraitError(f"c.FirefoxLauncher.{trait} = {value!r} is invalid: {why}")
 
@@ -226,9 +244,9 @@ class FirefoxLauncher(ExtensionApp):
     @validate("extra_xpra_args")
     def _check_extra_xpra_args(self, proposal: Any) -> list[str]:
         for arg in proposal["value"]:
-            option = arg.split("=", 1)[0]
-            if option in FORBIDDEN_XPRA_ARGS:
-                raise _bad("extra_xpra_args", proposal["value"], f"{option} is managed by ffsystemd")
+            reason = forbidden_xpra_arg(arg)
+            if reason:
+                raise _bad("extra_xpra_args", proposal["value"], reason)
         return proposal["value"]
 
     @validate("xpra_command", "firefox_command")

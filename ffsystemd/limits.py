@@ -30,7 +30,9 @@ def parse_memory_max(value: str | int) -> int:
         match = _SIZE_RE.match(value)
         if not match:
             raise ValueError(f"expected a size such as 2G, 512M or infinity, got {value!r}")
-        number = int(float(match.group(1)) * _SIZE_FACTORS[match.group(2).upper()])
+        digits, suffix = match.group(1), match.group(2).upper()
+        factor = _SIZE_FACTORS[suffix]
+        number = int(digits) * factor if digits.isdigit() else int(float(digits) * factor)
     if number <= 0:
         raise ValueError(f"a memory limit must be positive, got {value!r}")
     if number >= UINT64_MAX:
@@ -46,7 +48,7 @@ def parse_tasks_max(value: str | int) -> int:
         text = value.strip().lower()
         if text in _INFINITY:
             return UINT64_MAX
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise ValueError(f"expected a positive integer or infinity, got {value!r}")
         value = int(text)
     if value <= 0 or value >= UINT64_MAX:
@@ -64,7 +66,10 @@ def parse_cpu_quota(value: str | None) -> int:
     percent = float(match.group(1))
     if percent <= 0:
         raise ValueError(f"a CPU quota must be positive, got {value!r}")
-    return round(percent * 10_000)
+    usec = round(percent * 10_000)
+    if not 1 <= usec < UINT64_MAX:
+        raise ValueError(f"CPU quota out of range: {value!r}")
+    return usec
 
 
 def parse_screen_size(value: str) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -15,7 +16,7 @@ def check_start_url(value: object) -> str:
         raise ValueError(f"url must be a string, got {type(value).__name__}")
     if not value or len(value) > MAX_URL_LENGTH:
         raise ValueError(f"url must be 1 to {MAX_URL_LENGTH} characters long")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("url must not contain whitespace or control characters")
     if _ABOUT_RE.match(value):
         return value
