@@ -161,3 +161,22 @@ def test_health_reports_every_precondition(server: JupyterServer) -> None:
 
     head = requests.head(server.url + "firefox-launcher/api/firefox", headers=server.headers(), timeout=30)
     assert head.status_code == 200
+
+
+def test_install_units_installs_the_aggregate_slice() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    target = Path.home() / ".config" / "systemd" / "user" / "app-ffsystemd.slice"
+    existed = target.exists()
+    try:
+        subprocess.run([sys.executable, "-m", "ffsystemd.cli", "install-units"], check=True, timeout=60)
+        shown = systemctl_show("app-ffsystemd.slice", "MemoryMax", "TasksMax", "FragmentPath")
+        assert shown["FragmentPath"] == str(target)
+        assert shown["MemoryMax"] == str(8 * 1024**3)
+        assert shown["TasksMax"] == "4096"
+    finally:
+        if not existed:
+            target.unlink(missing_ok=True)
+            subprocess.run(["systemctl", "--user", "daemon-reload"], check=True, timeout=60)
