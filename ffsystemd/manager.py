@@ -87,7 +87,8 @@ class Session:
     stopping_by_request: bool = False
     launch_task: asyncio.Task[None] | None = None
     reaper: asyncio.Task[None] | None = None
-    ended_at: float | None = None
+    last_activity: datetime | None = None
+    connections: int = 0
     last_props: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -160,6 +161,26 @@ class SessionManager:
             return None
         return session.paths.socket
 
+    def record_activity(self, session_id: str) -> None:
+        """Note proxied traffic of a session (HTTP or websocket, either direction)."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.last_activity = datetime.now(timezone.utc)
+
+    def connection_opened(self, session_id: str) -> None:
+        """Count an open websocket connection to a session's Xpra."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.connections += 1
+            session.last_activity = datetime.now(timezone.utc)
+
+    def connection_closed(self, session_id: str) -> None:
+        """Uncount a websocket connection that closed."""
+        session = self._sessions.get(session_id)
+        if session is not None and session.connections > 0:
+            session.connections -= 1
+            session.last_activity = datetime.now(timezone.utc)
+
     async def status(self, session_id: str) -> dict[str, Any]:
         """Return the session JSON with the unit's live state and limits from systemd."""
         session = self.get(session_id)
@@ -219,7 +240,7 @@ class SessionManager:
             "result": result,
             "message": None if running or session.state == "starting" else _exit_message(code),
             "main_pid": session.process.pid if running and session.process else None,
-            "created": session.created.isoformat().replace("+00:00", "Z"),
+            "created": _iso(session.created),
             "url": self._url_for(session.id),
             "start_url": session.start_url,
             "memory_current": or_none(props.get("MemoryCurrent")),
@@ -228,6 +249,8 @@ class SessionManager:
             "tasks_max": or_none(props.get("TasksMax")),
             "cpu_quota": quota_percent,
             "cpu_usage_nsec": or_none(props.get("CPUUsageNSec")),
+            "last_activity": _iso(session.last_activity),
+            "connections": session.connections,
         }
 
     # --- launch ---------------------------------------------------------------
@@ -432,6 +455,10 @@ class SessionManager:
         if stop_sessions and self._sessions:
             await self.cleanup(list(self._sessions), force=False)
         await self.systemd.close()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,11 +5,29 @@ from __future__ import annotations
 from .cleanup import CleanupHandler
 from .firefox import FirefoxHandler
 from .health import HealthHandler
+from .proxy import (
+    ANY_SESSION_ROUTE,
+    SESSION_ROOT_ROUTE,
+    SESSION_ROUTE,
+    SessionProxyHandler,
+    SessionSlashHandler,
+    UnknownSessionHandler,
+)
 
 default_handlers = [
     (r"/firefox-launcher/api/firefox", FirefoxHandler),
     (r"/firefox-launcher/api/cleanup", CleanupHandler),
     (r"/firefox-launcher/api/health", HealthHandler),
+    (SESSION_ROUTE, SessionProxyHandler),
+    (ANY_SESSION_ROUTE, UnknownSessionHandler),
+    (SESSION_ROOT_ROUTE, SessionSlashHandler),
 ]
 
-__all__ = ["CleanupHandler", "FirefoxHandler", "HealthHandler", "default_handlers"]
+__all__ = [
+    "CleanupHandler",
+    "FirefoxHandler",
+    "HealthHandler",
+    "SessionProxyHandler",
+    "SessionSlashHandler",
+    "default_handlers",
+]
