@@ -133,13 +133,14 @@ class JupyterServer:
         cfg.write_text(json.dumps(config))
         self.log_path = self.root / "server.log"
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / "config"))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
-            stdout=open(self.log_path, "wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=self.root,
-        )
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
+            )
         wait_until(self._answers, 60, "the Jupyter server to answer")
         return self
 
