@@ -71,6 +71,7 @@ class SystemdClient:
         self._job_waiters: dict[str, asyncio.Future[str]] = {}
         self._finished_jobs: OrderedDict[str, str] = OrderedDict()
         self._signal_handlers: list[Callable[[Message], None]] = []
+        self._disconnect_watch: asyncio.Future[None] | None = None
 
     # --- connection -------------------------------------------------------
     @property
@@ -101,6 +102,7 @@ class SystemdClient:
                 ) from exc
             bus.add_message_handler(self._on_message)
             self._bus = bus
+            self._disconnect_watch = asyncio.ensure_future(self._watch_disconnect(bus))
             try:
                 await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [_JOB_REMOVED_RULE])
                 await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
@@ -108,6 +110,15 @@ class SystemdClient:
                 self._bus = None
                 bus.disconnect()
                 raise
+
+    async def _watch_disconnect(self, bus: MessageBus) -> None:
+        """When the connection drops, forget it and fail pending job waits at once."""
+        with contextlib.suppress(Exception):
+            await bus.wait_for_disconnect()
+        if self._bus is bus:
+            self._bus = None
+            log.warning("lost the user bus at %s", self.bus_address)
+            self._fail_job_waiters("the bus connection dropped")
 
     async def close(self) -> None:
         """Disconnect from the bus (pending job waits fail with SystemdUnavailable)."""

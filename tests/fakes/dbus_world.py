@@ -1,0 +1,368 @@
+"""Private D-Bus worlds for the tests: a session dbus-daemon, and the fake systemd user manager on it.
+
+    with PrivateBus() as bus:                 # only a bus, nobody owns org.freedesktop.systemd1
+        ...bus.address...
+    fake = start_fake_systemd()               # a bus of its own plus the fake manager
+    try: ...fake.address..., fake.set_start_result("failed", times=1) ...
+    finally: fake.stop()
+
+Every process is started here and ended by its PID. Control calls go over a
+blocking dbus-python connection to the test-only interface `org.ffsystemd.Fake`
+(see systemd_template.py for what each fault does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dbus
+import dbus.bus
+import dbus.exceptions
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE / "systemd_template.py"
+FAKE_XPRA = HERE / "fake_xpra.py"
+
+SYSTEMD_NAME = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+FAKE_IFACE = "org.ffsystemd.Fake"
+
+T = TypeVar("T")
+
+_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+def end_process(proc: subprocess.Popen[Any], timeout: float = 3.0) -> None:
+    """SIGTERM this one process (by its PID), SIGKILL it after timeout, and reap it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+    """Poll predicate() until it returns something truthy; AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class PrivateBus:
+    """A private session dbus-daemon on a socket in a fresh temporary directory (no activation)."""
+
+    def __init__(self) -> None:
+        # A short path: unix socket paths are limited to 107 bytes.
+        self.workdir = Path(tempfile.mkdtemp(prefix="ffsd-bus-"))
+        self.socket = self.workdir / "bus"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"unix:path={self.socket}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the bus is not running"
+        return self.process.pid
+
+    def start(self, timeout: float = 10.0) -> PrivateBus:
+        config = self.workdir / "bus.conf"
+        config.write_text(_BUS_CONFIG.format(socket=self.socket))
+        with open(self.workdir / "dbus-daemon.log", "wb") as log:
+            self.process = subprocess.Popen(
+                ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else b""
+        self.process.stdout.close()
+        if not line.startswith(b"unix:") or not self.socket.exists():
+            self.stop()
+            raise RuntimeError(f"dbus-daemon did not start (printed {line!r})")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            end_process(self.process)
+            self.process = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> PrivateBus:
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _plain(value: Any) -> Any:
+    """dbus-python values -> plain Python (str, int, bool, float, list, tuple, dict)."""
+    if isinstance(value, dbus.Boolean):
+        return bool(value)
+    if isinstance(value, (dbus.String, dbus.ObjectPath, dbus.Signature)):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _to_dbus(value: Any, signature: str | None) -> Any:
+    """A plain value for a `v` argument: bool -> b, int -> t, float -> d, str -> s unless signature says."""
+    if signature is None:
+        if isinstance(value, (dbus.String, dbus.UInt64, dbus.Boolean, dbus.Array, dbus.Struct)):
+            return value
+        if isinstance(value, bool):
+            signature = "b"
+        elif isinstance(value, int):
+            signature = "t"
+        elif isinstance(value, float):
+            signature = "d"
+        else:
+            signature = "s"
+    types = {
+        "s": dbus.String,
+        "t": dbus.UInt64,
+        "u": dbus.UInt32,
+        "i": dbus.Int32,
+        "x": dbus.Int64,
+        "b": dbus.Boolean,
+        "d": dbus.Double,
+        "o": dbus.ObjectPath,
+    }
+    if signature in types:
+        return types[signature](value, variant_level=1)
+    if signature.startswith("a"):
+        return dbus.Array(value, signature=signature[1:], variant_level=1)
+    raise ValueError(f"unsupported signature {signature!r}")
+
+
+class FakeSystemd:
+    """The fake systemd user manager (a dbusmock process) on its own private bus, plus its controls."""
+
+    def __init__(self, parameters: dict[str, Any] | None = None) -> None:
+        params: dict[str, Any] = {"protect_pids": sorted({os.getpid(), os.getpgrp()})}
+        params.update(parameters or {})
+        self.parameters = params
+        self.bus = PrivateBus()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.bus.workdir / "fake-systemd.log"
+        self._conn: Any = None
+
+    @property
+    def address(self) -> str:
+        """The bus address to give SystemdClient."""
+        return self.bus.address
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    # --- life cycle -------------------------------------------------------------
+    def start(self, timeout: float = 15.0) -> FakeSystemd:
+        self.bus.start()
+        try:
+            env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.bus.address)
+            env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+            argv = [
+                sys.executable,
+                "-m",
+                "dbusmock",
+                "--session",
+                "--template",
+                str(TEMPLATE),
+                "--logfile",
+                str(self.log_path),
+                "--parameters",
+                json.dumps(self.parameters),
+            ]
+            with open(self.bus.workdir / "fake-systemd.out", "wb") as out:
+                self.process = subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self._conn = dbus.bus.BusConnection(self.bus.address)
+            wait_for(self._answers, timeout, 0.05, "the fake systemd manager to answer")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"the fake systemd manager exited ({self.process.returncode}):\n{self.output()}"
+            )
+        try:
+            self._call("LoadedUnits", timeout=1.0)
+        except dbus.exceptions.DBusException:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """End the fake manager and the bus, by their PIDs; idempotent."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        if self.process is not None:
+            end_process(self.process)
+            self.process = None
+        self.bus.stop()
+
+    def kill_manager(self) -> None:
+        """End only the fake manager (the bus stays up): org.freedesktop.systemd1 loses its owner."""
+        if self.process is not None:
+            end_process(self.process)
+
+    def __enter__(self) -> FakeSystemd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def output(self, lines: int = 60) -> str:
+        """The last lines of the mock's call log and of its stdout/stderr (for failure reports)."""
+        text = []
+        for path in (self.log_path, self.bus.workdir / "fake-systemd.out"):
+            with contextlib.suppress(OSError):
+                text.append(
+                    f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                )
+        return "\n".join(text)
+
+    def _call(self, method: str, signature: str = "", *args: Any, timeout: float = 10.0) -> Any:
+        if self._conn is None:
+            raise RuntimeError("the fake systemd manager is not running")
+        reply = self._conn.call_blocking(
+            SYSTEMD_NAME, MANAGER_PATH, FAKE_IFACE, method, signature, list(args), timeout=timeout
+        )
+        return _plain(reply)
+
+    # --- faults -----------------------------------------------------------------
+    def set_start_result(self, result: str, times: int = 0) -> None:
+        """Start jobs finish with `result` (failed, timeout, canceled, ...): the next `times`, or all (0)."""
+        self._call("SetStartResult", "si", result, times)
+
+    def hang_start_jobs(self, hang: bool = True) -> None:
+        """Start jobs never finish (no JobRemoved) while set."""
+        self._call("SetStartHang", "b", hang)
+
+    def job_removed_before_reply(self, on: bool = True) -> None:
+        """StartTransientUnit emits JobRemoved before its reply while set."""
+        self._call("SetJobRemovedBeforeReply", "b", on)
+
+    def fail_method(
+        self, method: str, error_name: str, message: str = "injected by the test", times: int = 0
+    ) -> None:
+        """Calls of `method` (StartTransientUnit, StopUnit, GetUnit, GetAll, ...) answer error_name."""
+        self._call("SetMethodError", "sssi", method, error_name, message, times)
+
+    def clear_method_error(self, method: str) -> None:
+        self._call("SetMethodError", "sssi", method, "", "", 0)
+
+    def set_getall_delay(self, seconds: float) -> None:
+        """Properties.GetAll on unit objects answers only after `seconds`."""
+        self._call("SetGetAllDelay", "d", float(seconds))
+
+    def reset_faults(self) -> None:
+        self._call("ResetFaults")
+
+    def vanish_unit(self, name: str) -> bool:
+        """Forget a unit silently (no signal); False if it was not loaded."""
+        return bool(self._call("VanishUnit", "s", name))
+
+    def fail_unit(self, name: str, result: str = "oom-kill", kill: bool = True) -> None:
+        """Make a unit fail with Result=result, SIGKILLing its processes first when kill."""
+        self._call("FailUnit", "ssb", name, result, kill)
+
+    def set_unit_property(
+        self, name: str, interface: str, prop: str, value: Any, signature: str | None = None
+    ) -> None:
+        """Set a unit property (signature guessed from the Python type unless given: int -> t)."""
+        self._call("SetUnitProperty", "sssv", name, interface, prop, _to_dbus(value, signature))
+
+    # --- queries ----------------------------------------------------------------
+    def loaded_units(self) -> list[str]:
+        return list(self._call("LoadedUnits"))
+
+    def unit_pids(self, name: str) -> list[int]:
+        """The PIDs the unit was started with (raises DBusException NoSuchUnit when not loaded)."""
+        return list(self._call("UnitPIDs", "s", name))
+
+    def unit_processes(self, name: str) -> list[int]:
+        """The unit's live processes (its PIDs and the members of process groups they lead)."""
+        return list(self._call("UnitProcesses", "s", name))
+
+    def unit_state(self, name: str) -> tuple[str, str] | None:
+        """(ActiveState, Result) of a loaded unit, None when it is not loaded."""
+        state, result = self._call("UnitState", "s", name)
+        return (state, result) if state else None
+
+    def call_count(self, method: str) -> int:
+        return int(self._call("CallCount", "s", method))
+
+    def call_counts(self) -> dict[str, int]:
+        return dict(self._call("CallCounts"))
+
+    def wait_unit_gone(self, name: str, timeout: float = 10.0) -> None:
+        """Poll until the unit is no longer loaded."""
+        wait_for(lambda: name not in self.loaded_units(), timeout, what=f"unit {name} to be collected")
+
+
+def start_fake_systemd(parameters: dict[str, Any] | None = None) -> FakeSystemd:
+    """Start a private bus and the fake manager on it; the caller must stop() it."""
+    return FakeSystemd(parameters).start()
