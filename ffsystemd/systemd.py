@@ -12,14 +12,14 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from .errors import JobFailed, NoSuchUnit, SystemdTimeout, SystemdUnavailable, systemd_error
+from .errors import FFSystemdError, JobFailed, NoSuchUnit, SystemdTimeout, SystemdUnavailable, systemd_error
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,15 @@ _UNAVAILABLE_ERRORS = {
     "org.freedesktop.DBus.Error.Disconnected",
 }
 _JOB_REMOVED_RULE = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER_IFACE}',member='JobRemoved'"
+_UNIT_REMOVED_RULE = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER_IFACE}',member='UnitRemoved'"
+RECONNECT_BACKOFF_START = 0.25
+RECONNECT_BACKOFF_MAX = 10.0
+
+
+def _properties_changed_rule(path: str) -> str:
+    return (
+        f"type='signal',sender='{SYSTEMD}',interface='{PROPS_IFACE}',member='PropertiesChanged',path='{path}'"
+    )
 
 
 def user_bus_address(environ: dict[str, str] | None = None) -> str:
@@ -61,7 +70,7 @@ class UnitInfo:
 
 
 class SystemdClient:
-    """Connection to one systemd user manager; reconnects lazily after the bus drops."""
+    """Connection to one systemd user manager; reconnects (with back-off) after the bus drops."""
 
     def __init__(self, bus_address: str | None = None, call_timeout: float = 10.0) -> None:
         self.bus_address = bus_address or user_bus_address()
@@ -71,7 +80,13 @@ class SystemdClient:
         self._job_waiters: dict[str, asyncio.Future[str]] = {}
         self._finished_jobs: OrderedDict[str, str] = OrderedDict()
         self._signal_handlers: list[Callable[[Message], None]] = []
+        self._connect_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._disconnect_callbacks: list[Callable[[], None]] = []
         self._disconnect_watch: asyncio.Future[None] | None = None
+        self._watched_paths: set[str] = set()
+        self._retry_at = 0.0
+        self._backoff = RECONNECT_BACKOFF_START
+        self._last_error = ""
 
     # --- connection -------------------------------------------------------
     @property
@@ -79,46 +94,89 @@ class SystemdClient:
         """True while the bus connection is up."""
         return self._bus is not None and self._bus.connected
 
-    async def connect(self) -> None:
-        """Connect, register the JobRemoved match and Subscribe; no-op when connected.
+    def add_signal_handler(self, handler: Callable[[Message], None]) -> None:
+        """Call handler(message) for every signal received from systemd."""
+        self._signal_handlers.append(handler)
 
-        Raises SystemdUnavailable when the bus or the manager cannot be reached.
+    def add_connect_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await callback() after every successful (re)connection, e.g. to re-sync state."""
+        self._connect_callbacks.append(callback)
+
+    def add_disconnect_callback(self, callback: Callable[[], None]) -> None:
+        """Call callback() when an established connection drops."""
+        self._disconnect_callbacks.append(callback)
+
+    async def connect(self) -> None:
+        """Connect, add our matches, Subscribe and run the connect callbacks; no-op when connected.
+
+        Raises SystemdUnavailable when the bus or the manager cannot be reached. After a
+        failure, attempts within a growing back-off (0.25 s doubling to 10 s) fail at once,
+        so requests during an outage never wait on the bus.
         """
+        if self.connected:
+            return
         async with self._connect_lock:
             if self.connected:
                 return
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._retry_at:
+                wait = self._retry_at - loop.time()
+                raise SystemdUnavailable(f"{self._last_error} (next attempt in {wait:.1f} s)")
             try:
-                bus = await asyncio.wait_for(
-                    MessageBus(bus_address=self.bus_address).connect(), self.call_timeout
-                )
-            except (OSError, asyncio.TimeoutError, ValueError) as exc:
-                raise SystemdUnavailable(
-                    f"cannot connect to the user bus at {self.bus_address} ({exc or type(exc).__name__});"
-                    " is a systemd user session running (DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR)?"
-                ) from exc
-            except Exception as exc:  # auth failures and the like
-                raise SystemdUnavailable(
-                    f"cannot connect to the user bus at {self.bus_address}: {exc}"
-                ) from exc
-            bus.add_message_handler(self._on_message)
-            self._bus = bus
-            self._disconnect_watch = asyncio.ensure_future(self._watch_disconnect(bus))
-            try:
-                await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [_JOB_REMOVED_RULE])
-                await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
-            except BaseException:
-                self._bus = None
-                bus.disconnect()
+                await self._connect_once()
+            except SystemdUnavailable as exc:
+                self._last_error = str(exc)
+                self._retry_at = loop.time() + self._backoff
+                self._backoff = min(self._backoff * 2, RECONNECT_BACKOFF_MAX)
                 raise
+            self._retry_at = 0.0
+            self._backoff = RECONNECT_BACKOFF_START
+        for callback in list(self._connect_callbacks):
+            try:
+                await callback()
+            except Exception:
+                log.exception("systemd connect callback failed")
+
+    async def _connect_once(self) -> None:
+        try:
+            bus = await asyncio.wait_for(
+                MessageBus(bus_address=self.bus_address).connect(), self.call_timeout
+            )
+        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+            raise SystemdUnavailable(
+                f"cannot connect to the user bus at {self.bus_address} ({exc or type(exc).__name__});"
+                " is a systemd user session running (DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR)?"
+            ) from exc
+        except Exception as exc:  # auth failures and the like
+            raise SystemdUnavailable(f"cannot connect to the user bus at {self.bus_address}: {exc}") from exc
+        bus.add_message_handler(self._on_message)
+        self._bus = bus
+        try:
+            rules = [_JOB_REMOVED_RULE, _UNIT_REMOVED_RULE]
+            rules += [_properties_changed_rule(path) for path in sorted(self._watched_paths)]
+            for rule in rules:
+                await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [rule])
+            await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
+        except BaseException:
+            self._bus = None
+            bus.disconnect()
+            raise
+        self._disconnect_watch = asyncio.ensure_future(self._watch_disconnect(bus))
 
     async def _watch_disconnect(self, bus: MessageBus) -> None:
-        """When the connection drops, forget it and fail pending job waits at once."""
+        """When the connection drops, forget it, fail pending job waits at once, tell listeners."""
         with contextlib.suppress(Exception):
             await bus.wait_for_disconnect()
-        if self._bus is bus:
-            self._bus = None
-            log.warning("lost the user bus at %s", self.bus_address)
-            self._fail_job_waiters("the bus connection dropped")
+        if self._bus is not bus:
+            return
+        self._bus = None
+        log.warning("lost the user bus at %s", self.bus_address)
+        self._fail_job_waiters("the bus connection dropped")
+        for callback in list(self._disconnect_callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("systemd disconnect callback failed")
 
     async def close(self) -> None:
         """Disconnect from the bus (pending job waits fail with SystemdUnavailable)."""
@@ -129,9 +187,23 @@ class SystemdClient:
                 await asyncio.wait_for(bus.wait_for_disconnect(), 2)
         self._fail_job_waiters("the bus connection was closed")
 
-    def add_signal_handler(self, handler: Callable[[Message], None]) -> None:
-        """Call handler(message) for every signal received from systemd."""
-        self._signal_handlers.append(handler)
+    async def watch_unit(self, path: str) -> None:
+        """Receive PropertiesChanged of one unit object (the match survives reconnections)."""
+        self._watched_paths.add(path)
+        if self.connected:
+            await self._call(
+                DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [_properties_changed_rule(path)]
+            )
+
+    async def unwatch_unit(self, path: str) -> None:
+        """Stop receiving PropertiesChanged of a unit object."""
+        if path not in self._watched_paths:
+            return
+        self._watched_paths.discard(path)
+        if self.connected:
+            with contextlib.suppress(FFSystemdError):
+                rule = _properties_changed_rule(path)
+                await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "RemoveMatch", "s", [rule])
 
     # --- low level --------------------------------------------------------
     def _on_message(self, msg: Message) -> None:
@@ -289,6 +361,11 @@ class SystemdClient:
         props = await self.get_all(path, UNIT_IFACE)
         props.update(await self.get_all(path, interface))
         return props
+
+    async def unit_processes(self, name: str) -> list[tuple[int, str]]:
+        """Return (pid, command line) of every process in a unit's cgroup."""
+        (rows,) = await self.manager_call("GetUnitProcesses", "s", [name])
+        return [(int(row[1]), str(row[2])) for row in rows]
 
     async def list_units_by_patterns(
         self, patterns: Sequence[str], states: Sequence[str] = ()
