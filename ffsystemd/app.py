@@ -11,7 +11,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
 
 from .commands import XpraSettings
-from .limits import parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
+from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
 from .manager import ManagerSettings, SessionManager
 from .session_dirs import check_root_length
 from .systemd import SystemdClient
@@ -164,6 +164,25 @@ class FirefoxLauncher(ExtensionApp):
         help="What happens to running sessions when the Jupyter server stops: 'stop' ends"
         " them, 'keep' leaves their units running.",
     )
+    idle_timeout = Float(
+        3600.0,
+        config=True,
+        help="Stop a session after this many seconds with no open connection and no proxied"
+        " traffic (its tab then says so); 0 turns idle culling off.",
+    )
+    culling_interval = Float(60.0, config=True, help="Seconds between two checks for idle sessions.")
+    max_age = Float(
+        0.0,
+        config=True,
+        help="Stop a session this many seconds after it started, whatever it is doing"
+        " (RuntimeMaxUSec= of its scope); 0 for no limit.",
+    )
+    stats_interval = Float(
+        2.0,
+        config=True,
+        help="Memory, task and CPU figures of running sessions are read from systemd at most"
+        " once per this many seconds, shared by all status requests.",
+    )
     bus_address = Unicode(
         "",
         config=True,
@@ -212,6 +231,20 @@ class FirefoxLauncher(ExtensionApp):
         except ValueError as exc:
             raise _bad("screen_size", proposal["value"], str(exc)) from None
         return proposal["value"]
+
+    @validate("idle_timeout", "max_age")
+    def _check_optional_durations(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not 0 <= value <= 365 * 86400:
+            raise _bad(proposal["trait"].name, value, "must be 0 (off) or a number of seconds up to a year")
+        return value
+
+    @validate("culling_interval", "stats_interval")
+    def _check_intervals(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not 0.05 <= value <= 86400:
+            raise _bad(proposal["trait"].name, value, "must be between 0.05 and 86400 seconds")
+        return value
 
     @validate("ready_timeout", "stop_timeout", "dbus_timeout")
     def _check_timeouts(self, proposal: Any) -> float:
@@ -284,6 +317,7 @@ class FirefoxLauncher(ExtensionApp):
                 tasks_max=parse_tasks_max(self.tasks_max),
                 cpu_quota_per_sec_usec=parse_cpu_quota(self.cpu_quota),
                 stop_timeout_usec=int(self.stop_timeout * 1_000_000),
+                runtime_max_usec=int(self.max_age * 1_000_000) if self.max_age else UINT64_MAX,
             ),
             xpra=XpraSettings(
                 xpra_command=tuple(self.xpra_command),
@@ -298,6 +332,10 @@ class FirefoxLauncher(ExtensionApp):
             ready_timeout=self.ready_timeout,
             keep_profile=self.keep_profile,
             job_timeout=max(30.0, self.stop_timeout + 10),
+            idle_timeout=self.idle_timeout,
+            culling_interval=self.culling_interval,
+            stats_interval=self.stats_interval,
+            shutdown_timeout=self.stop_timeout + 15,
         )
 
     def initialize_settings(self) -> None:
@@ -317,6 +355,10 @@ class FirefoxLauncher(ExtensionApp):
         from .handlers import default_handlers
 
         self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Once the event loop runs: re-adopt running sessions, start culling and reconnects."""
+        await self.session_manager.start()
 
     async def stop_extension(self) -> None:
         """On server stop: stop every session unless on_shutdown is 'keep'."""

@@ -34,6 +34,18 @@ def unit_name(session_id: str) -> str:
     return f"{UNIT_PREFIX}{session_id}{UNIT_SUFFIX}"
 
 
+def unit_object_path(unit: str) -> str:
+    """The D-Bus object path systemd gives a unit (bus-path escaping of its name)."""
+    escaped = []
+    for index, byte in enumerate(unit.encode()):
+        char = chr(byte)
+        if char.isascii() and (char.isalpha() or (char.isdigit() and index > 0)):
+            escaped.append(char)
+        else:
+            escaped.append(f"_{byte:02x}")
+    return "/org/freedesktop/systemd1/unit/" + "".join(escaped)
+
+
 def session_id_of(unit: str) -> str | None:
     """Return the session id of one of our unit names, or None for any other name."""
     if not (unit.startswith(UNIT_PREFIX) and unit.endswith(UNIT_SUFFIX)):

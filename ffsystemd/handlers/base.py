@@ -61,7 +61,7 @@ class FFSystemdAPIHandler(ExtensionHandlerMixin, APIHandler):
         if isinstance(exc, UnknownSession):
             return web.HTTPError(404, str(exc))
         if isinstance(exc, LaunchError):
-            error = web.HTTPError(500, exc.message)
+            error = web.HTTPError(409 if exc.step == "cancelled" else 500, exc.message)
             error.ffsystemd_details = {"step": exc.step, "log_tail": exc.log_tail}  # type: ignore[attr-defined]
             return error
         return web.HTTPError(500, str(exc))

@@ -8,6 +8,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..errors import FFSystemdError
 from ..ids import is_valid_session_id
 from .base import FFSystemdAPIHandler
 
@@ -48,5 +49,8 @@ class CleanupHandler(FFSystemdAPIHandler):
             known = set(self.manager.session_ids())
             if not any(i in known for i in ids):
                 raise web.HTTPError(404, "no such session of this launcher: " + ", ".join(ids))
-        stopped, errors = await self.manager.cleanup(ids, force=force, keep_profile=keep_profile)
+        try:
+            stopped, errors = await self.manager.cleanup(ids, force=force, keep_profile=keep_profile)
+        except FFSystemdError as exc:
+            raise self.http_error_for(exc) from None
         self.finish(json.dumps({"stopped": stopped, "errors": errors}))
