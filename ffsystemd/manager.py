@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -150,6 +151,12 @@ _RESULT_MESSAGES = {
     "idle-timeout": "the session was stopped after being idle for idle_timeout",
     "resources": "systemd could not set up the session's resources",
 }
+
+
+def _is_xpra_server(cmdline: str) -> bool:
+    """True for the command line of an `xpra start` server process."""
+    words = cmdline.split()
+    return any(w.endswith("xpra") and nxt == "start" for w, nxt in itertools.pairwise(words))
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -649,14 +656,20 @@ class SessionManager:
         )
         self._sessions[sid] = session
         await self.systemd.watch_unit(session.unit_path)
-        with contextlib.suppress(FFSystemdError):
+        try:
             processes = await self.systemd.unit_processes(session.unit)
-            xpra = [pid for pid, cmd in processes if "xpra" in cmd and " start" in cmd]
-            session.main_pid = min(xpra) if xpra else None
+        except FFSystemdError as exc:
+            log.warning("ffsystemd: cannot list the processes of %s: %s", session.unit, exc)
+            processes = None
+        if processes is not None:
+            xpra = [pid for pid, cmd in processes if _is_xpra_server(cmd)]
+            if not xpra:  # what is left (Xvfb, Firefox) cannot be reached: end it
+                await self._end(session, "failed", None, "Xpra was no longer running", stop_unit=True)
+                return
+            session.main_pid = min(xpra)
+            self._watch_adopted_pid(session, session.main_pid)
         await self._read_props(session)
         log.info("ffsystemd: re-adopted running session %s (Xpra pid %s)", sid, session.main_pid)
-        if session.main_pid is not None:
-            self._watch_adopted_pid(session, session.main_pid)
 
     async def _discard_unit(self, sid: str, active_state: str) -> None:
         """A unit of ours that is dead or failed: stop and reset it, drop its directory."""
