@@ -102,6 +102,8 @@ class Session:
     adopted: bool = False
     unit_started: bool = False
     stopping_by_request: bool = False
+    stop_failed: bool = False
+    released: bool = False
     ending: bool = False
     ended_at: float | None = None
     launch_task: asyncio.Task[None] | None = None
@@ -449,6 +451,7 @@ class SessionManager:
             )
             step = "xpra-start"
             await session.process.release()
+            session.released = True
             session.watch_task = asyncio.ensure_future(self._watch_own_process(session))
             step = "xpra-ready"
             await self._wait_ready(session)
@@ -511,7 +514,7 @@ class SessionManager:
         # systemd's verdict (e.g. oom-kill) beats Xpra's exit status: read it before stopping.
         with contextlib.suppress(FFSystemdError):
             props = await self.systemd.get_all(session.unit_path, SCOPE_IFACE)
-            if props.get("Result"):
+            if props.get("Result") not in (None, "", "success"):
                 session.props["Result"] = props["Result"]
         unit_result = session.props.get("Result")
         result = unit_result if unit_result not in (None, "success") else _exit_result(code)
@@ -582,6 +585,12 @@ class SessionManager:
                 await session.process.wait_or_kill(2.0)
         except LaunchError as exc:
             log.warning("session %s: could not stop %s: %s", session.id, session.unit, exc.message)
+        # systemd's own verdict may arrive with the stop (PropertiesChanged precedes the
+        # stop's reply on the bus): an oom-kill or timeout beats what we guessed.
+        unit_result = session.props.get("Result")
+        if unit_result not in (None, "success") and unit_result != result:
+            state, result = "failed", str(unit_result)
+            message = _RESULT_MESSAGES.get(result, message)
         with contextlib.suppress(FFSystemdError):
             await self.systemd.unwatch_unit(session.unit_path)
         if not self.settings.keep_profile:
@@ -707,7 +716,7 @@ class SessionManager:
                 except FFSystemdError as exc:
                     errors.append(_describe(exc))
         if session.process is not None and session.process.returncode is None:
-            if not session.unit_started:
+            if not session.released:  # still at the gate: it never ran Xpra
                 await session.process.abort()
             else:
                 # The unit stop ended every process of the scope; reap our child. If systemd
@@ -752,13 +761,14 @@ class SessionManager:
             with contextlib.suppress(BaseException):
                 await session.launch_task
             return None
-        if session.active and not session.ending:
+        if (session.active or session.stop_failed) and not session.ending:
             session.stopping_by_request = True
             session.state = "stopping"
             try:
                 await self._stop_everything(session, force)
             except LaunchError as exc:
                 session.state = "failed"
+                session.stop_failed = True  # a retry must stop the unit again
                 session.stopping_by_request = False
                 return exc.message
             except SystemdUnavailable:

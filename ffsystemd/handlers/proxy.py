@@ -45,6 +45,8 @@ class SessionProxyHandler(ExtensionHandlerMixin, ProxyHandler):
     async def prepare(self, *args: Any, **kwargs: Any) -> None:
         """Authenticate (403 for websockets), authorize, then resolve the session or 404."""
         await super().prepare(*args, **kwargs)
+        if self._finished:  # ProxyHandler already answered (e.g. the login redirect)
+            return
         is_ws = self.request.headers.get("Upgrade", "").lower() == "websocket"
         method = "WEBSOCKET" if is_ws else self.request.method or "GET"
         action = HTTP_METHOD_TO_AUTH_ACTION.get(method, "write")
@@ -72,8 +74,19 @@ class SessionProxyHandler(ExtensionHandlerMixin, ProxyHandler):
         await self.proxy("localhost", UNIX_PORT, proxied_path)
 
     def _method_not_allowed(self, *args: Any, **kwargs: Any) -> None:
-        self.set_header("Allow", "GET, HEAD")
         raise web.HTTPError(405, "the session proxy forwards only GET, HEAD and websockets")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", "GET, HEAD")  # after send_error() cleared the headers
+        super().write_error(status_code, **kwargs)
+
+    def proxy_request_headers(self) -> Any:
+        """The browser's headers for Xpra, minus Jupyter's credentials (token, cookies)."""
+        headers = super().proxy_request_headers()
+        for name in ("Authorization", "Cookie", "X-XSRFToken"):
+            headers.pop(name, None)
+        return headers
 
     post = put = delete = patch = options = _method_not_allowed
 

@@ -677,9 +677,10 @@ class _Fake:
             changes["ActiveEnterTimestamp"] = changes["StateChangeTimestamp"]
         elif state in ("inactive", "failed"):
             changes["InactiveEnterTimestamp"] = changes["StateChangeTimestamp"]
-        obj.UpdateProperties(UNIT_IFACE, changes)
+        # systemd announces the type-specific interface (Result) before the Unit one.
         if obj.props[SCOPE_IFACE].get("Result") != unit.result:
             obj.UpdateProperties(SCOPE_IFACE, {"Result": dbus.String(unit.result)})
+        obj.UpdateProperties(UNIT_IFACE, changes)
 
     def enter_dead(self, unit, failure):
         """The unit's processes are gone (or abandoned): inactive or failed, then maybe collected."""
@@ -744,6 +745,8 @@ class _Fake:
     def begin_stop(self, unit, failure):
         unit.stopping = True
         unit.stop_failure = failure
+        if failure:  # systemd records the result when the stop begins
+            unit.result = failure
         if unit.runtime_timer is not None:
             self.sched.cancel(unit.runtime_timer)
             unit.runtime_timer = None
@@ -882,6 +885,21 @@ def GetUnitByPID(self, pid):
         if int(pid) in FAKE.processes(unit):
             return dbus.ObjectPath(unit.path)
     raise _error(ERR_NO_UNIT_FOR_PID, f"PID {int(pid)} does not belong to any loaded unit.")
+
+
+@dbus.service.method(MAIN_IFACE, in_signature="s", out_signature="a(sus)")
+def GetUnitProcesses(self, name):
+    FAKE.enter("GetUnitProcesses")
+    unit = FAKE.loaded(name)
+    rows = []
+    for pid in sorted(FAKE.processes(unit)):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        rows.append((dbus.String("/"), dbus.UInt32(pid), dbus.String(cmdline)))
+    return rows
 
 
 @dbus.service.method(MAIN_IFACE, in_signature="", out_signature="a(ssssssouso)")
