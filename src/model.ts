@@ -1,0 +1,307 @@
+/**
+ * Pure logic of the Firefox front end: the session JSON of the REST API, request bodies,
+ * "is this session alive", and the texts a user reads. No JupyterLab imports, so it is
+ * unit-tested on its own (src/model.test.ts).
+ */
+
+/** Session states reported by `GET /firefox-launcher/api/firefox`. */
+export type SessionState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+/** One session as the server renders it (fields are null where systemd has no value). */
+export interface ISession {
+  id: string;
+  unit: string;
+  state: SessionState;
+  sub_state: string | null;
+  result: string | null;
+  message: string | null;
+  main_pid: number | null;
+  created: string | null;
+  /** The session's Xpra HTML5 client, already absolute under the server's base_url. */
+  url: string;
+  start_url: string | null;
+  memory_current: number | null;
+  memory_max: number | null;
+  tasks_current: number | null;
+  tasks_max: number | null;
+  cpu_quota: number | null;
+  cpu_usage_nsec: number | null;
+}
+
+/** The JSON error body of the REST API (launch failures add `step` and `log_tail`). */
+export interface IErrorBody {
+  message?: string;
+  reason?: string | null;
+  step?: string;
+  log_tail?: string | string[];
+}
+
+/** What the tab shows when a launch (or re-attach) fails. */
+export interface ILaunchFailure {
+  title: string;
+  message: string;
+  step: string | null;
+  logTail: string;
+}
+
+/** What the tab shows when its session is gone. */
+export interface IEndedText {
+  title: string;
+  detail: string;
+}
+
+/** Body of `POST .../api/firefox`. */
+export interface ILaunchBody {
+  url?: string;
+}
+
+/** Body of `POST .../api/cleanup`. */
+export type CleanupBody = { id: string } | { ids: string[] } | { all: true };
+
+/** Result of asking the server about one session (`GET ?id=`). */
+export type Lookup =
+  | { kind: 'alive'; session: ISession }
+  | { kind: 'stopping'; session: ISession }
+  | { kind: 'ended'; session: ISession | null }
+  | { kind: 'unknown'; status: number; message: string };
+
+const SESSION_ID = /^[0-9a-f]{12}$/;
+
+/** Whether `id` has the form of a server-made session id (12 lowercase hex digits). */
+export function isSessionId(id: unknown): id is string {
+  return typeof id === 'string' && SESSION_ID.test(id);
+}
+
+/** Starting or running: the tab shows (or will show) the Xpra client. */
+export function isAlive(session: Pick<ISession, 'state'> | null | undefined): boolean {
+  return !!session && (session.state === 'starting' || session.state === 'running');
+}
+
+/** Stopped or failed for good (a stopping session may still report its final result). */
+export function isFinal(session: Pick<ISession, 'state'> | null | undefined): boolean {
+  return !session || session.state === 'stopped' || session.state === 'failed';
+}
+
+/** Sort a `GET ?id=` answer into alive / stopping / ended / unknown (try again later). */
+export function classifyLookup(status: number, body: unknown): Lookup {
+  if (status === 404) {
+    return { kind: 'ended', session: null };
+  }
+  if (status === 200 && isSessionJSON(body)) {
+    if (isAlive(body)) {
+      return { kind: 'alive', session: body };
+    }
+    return isFinal(body) ? { kind: 'ended', session: body } : { kind: 'stopping', session: body };
+  }
+  const message = errorMessage(body) ?? `the server answered ${status}`;
+  return { kind: 'unknown', status, message };
+}
+
+/** Whether `value` looks like a session object of the REST API. */
+export function isSessionJSON(value: unknown): value is ISession {
+  if (!value || typeof value !== 'object') {
+    return false;
+  }
+  const v = value as Record<string, unknown>;
+  return isSessionId(v.id) && typeof v.state === 'string' && typeof v.url === 'string';
+}
+
+/** The launch body: `{url}` when the setting names a start page, else `{}` (server default). */
+export function launchBody(defaultStartUrl: string | null | undefined): ILaunchBody {
+  const url = (defaultStartUrl ?? '').trim();
+  return url ? { url } : {};
+}
+
+/** The cleanup body for one session, several, or all of them. */
+export function cleanupBody(which: string | string[] | 'all'): CleanupBody {
+  if (which === 'all') {
+    return { all: true };
+  }
+  if (Array.isArray(which)) {
+    if (which.length === 0) {
+      throw new Error('cleanupBody: no session ids given');
+    }
+    return { ids: [...which] };
+  }
+  return { id: which };
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/**
+ * Bytes in binary units, as a person reads them: "312 MiB", "1.5 GiB", "2 GiB", "900 B".
+ * One decimal below 10 units (dropped when it is .0), whole numbers from 10 up.
+ */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) {
+    return '?';
+  }
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  if (unit === 0) {
+    return `${Math.round(value)} B`;
+  }
+  let text = value < 10 ? (Math.round(value * 10) / 10).toFixed(1) : String(Math.round(value));
+  if (text === '1024' && unit < UNITS.length - 1) {
+    // 1023.6 MiB rounds up to the next unit.
+    return `1 ${UNITS[unit + 1]}`;
+  }
+  if (text.endsWith('.0')) {
+    text = text.slice(0, -2);
+  }
+  return `${text} ${UNITS[unit]}`;
+}
+
+/** Memory use against the limit: "312 MiB / 2 GiB", "— / 2 GiB", "312 MiB / no limit". */
+export function formatMemory(
+  session: Pick<ISession, 'memory_current' | 'memory_max'>
+): string {
+  const current = session.memory_current === null ? '—' : formatBytes(session.memory_current);
+  const limit = session.memory_max === null ? 'no limit' : formatBytes(session.memory_max);
+  return `${current} / ${limit}`;
+}
+
+/** The running panel's label: "Firefox <start page>", or the id for a blank start page. */
+export function sessionLabel(session: Pick<ISession, 'id' | 'start_url'>): string {
+  const page =
+    session.start_url && session.start_url !== 'about:blank' ? session.start_url : session.id;
+  return `Firefox ${page}`;
+}
+
+/** The running panel's detail column: memory while alive, else how it ended. */
+export function sessionDetail(
+  session: Pick<ISession, 'state' | 'result' | 'memory_current' | 'memory_max'>
+): string {
+  if (isAlive(session)) {
+    return formatMemory(session);
+  }
+  const why = session.result && session.result !== 'success' ? `: ${session.result}` : '';
+  return `${session.state}${why}`;
+}
+
+/** The running panel's hover text: id, state, memory, tasks, start time. */
+export function sessionTitle(session: ISession): string {
+  const lines = [
+    `Firefox session ${session.id}`,
+    `State: ${session.state}${session.result ? ` (${session.result})` : ''}`,
+    `Memory: ${formatMemory(session)}`
+  ];
+  if (session.tasks_current !== null || session.tasks_max !== null) {
+    const current = session.tasks_current ?? '—';
+    const limit = session.tasks_max ?? 'no limit';
+    lines.push(`Tasks: ${current} / ${limit}`);
+  }
+  if (session.start_url) {
+    lines.push(`Start page: ${session.start_url}`);
+  }
+  if (session.created) {
+    lines.push(`Started: ${session.created}`);
+  }
+  return lines.join('\n');
+}
+
+/** "Starting Firefox… 7 s" */
+export function startingText(elapsedMs: number, attaching = false): string {
+  const seconds = Math.max(0, Math.floor(elapsedMs / 1000));
+  const what = attaching ? 'Reconnecting to Firefox…' : 'Starting Firefox…';
+  return `${what} ${seconds} s`;
+}
+
+/** The `message` of an error body, if it has one. */
+export function errorMessage(body: unknown): string | null {
+  if (body && typeof body === 'object') {
+    const message = (body as IErrorBody).message;
+    if (typeof message === 'string' && message.trim()) {
+      return message.trim();
+    }
+  }
+  return null;
+}
+
+const STEP_TEXT: Record<string, string> = {
+  systemd: 'talking to the systemd user manager',
+  directories: 'creating the session directory',
+  spawn: 'starting the session process',
+  'unit-start': 'starting the systemd scope',
+  'xpra-start': 'starting Xpra',
+  'xpra-ready': 'waiting for Xpra to answer'
+};
+
+/** Turn a failed launch (HTTP status + JSON error body) into what the tab shows. */
+export function describeLaunchFailure(status: number, body: unknown): ILaunchFailure {
+  const b = (body && typeof body === 'object' ? body : {}) as IErrorBody;
+  const message = errorMessage(b) ?? (status ? `The server answered ${status}.` : 'No answer.');
+  const step = typeof b.step === 'string' && b.step ? b.step : null;
+  const tail = Array.isArray(b.log_tail)
+    ? b.log_tail.join('\n')
+    : typeof b.log_tail === 'string'
+      ? b.log_tail
+      : '';
+  let title: string;
+  if (status === 0) {
+    title = 'Cannot reach the Jupyter server';
+  } else if (status === 429) {
+    title = 'Too many Firefox sessions are running';
+  } else if (status === 503) {
+    title = 'Firefox cannot start on this server right now';
+  } else if (status === 400) {
+    title = 'The launch request was refused';
+  } else if (status === 403) {
+    title = 'Not allowed to start Firefox';
+  } else if (step) {
+    title = `Firefox failed to start while ${STEP_TEXT[step] ?? step}`;
+  } else {
+    title = 'Firefox failed to start';
+  }
+  return { title, message, step, logTail: tail.trimEnd() };
+}
+
+/** Why the tab's session ended, from its last known state (null: the server forgot it). */
+export function endedText(session: ISession | null): IEndedText {
+  if (!session) {
+    return {
+      title: 'This Firefox session has ended',
+      detail:
+        'The server no longer has this session: it was shut down from another tab or the ' +
+        'running-sessions panel, or the Jupyter server restarted.'
+    };
+  }
+  const result = session.result;
+  const extra = session.message ? ` ${withStop(session.message)}` : '';
+  const code = result && result !== 'success' && result !== 'signal' ? ` (${result})` : '';
+  if (session.state === 'stopping') {
+    return { title: 'Firefox is shutting down', detail: `The session is stopping.${extra}` };
+  }
+  if (result === 'oom-kill') {
+    const limit = session.memory_max === null ? '' : ` of ${formatBytes(session.memory_max)}`;
+    return {
+      title: 'Firefox ran out of memory',
+      detail: `The session reached its memory limit${limit} and the system stopped it (oom-kill).${extra}`
+    };
+  }
+  if (result === 'signal' || result === 'core-dump') {
+    return { title: 'Firefox was killed', detail: `The session was ended by a signal${code}.${extra}` };
+  }
+  if (result === 'timeout') {
+    return { title: 'Firefox timed out', detail: `The session did not respond in time${code}.${extra}` };
+  }
+  if (result === 'exit-code' || session.state === 'failed') {
+    return { title: 'Firefox stopped with an error', detail: `The session failed${code}.${extra}` };
+  }
+  if (!result || result === 'success') {
+    return {
+      title: 'Firefox was closed',
+      detail: session.message ? withStop(session.message) : 'The session ended normally.'
+    };
+  }
+  return { title: 'Firefox stopped', detail: `The session ended${code}.${extra}` };
+}
+
+function withStop(text: string): string {
+  const t = text.trim();
+  return /[.!?]$/.test(t) ? t : `${t}.`;
+}
