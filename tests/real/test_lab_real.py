@@ -1,0 +1,94 @@
+"""The whole product as a user meets it: real JupyterLab, the launcher tile, the Firefox tab."""
+
+from __future__ import annotations
+
+import re
+
+import psutil
+import pytest
+from playwright.sync_api import Frame, Page
+
+from .browser import chromium, distinct_colours, save_artifact
+from .world import JupyterServer, our_units, process_tree, unit_gone, wait_until
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+PANEL = ".jp-FFSystemd-panel"
+XPRA_TITLES = "() => window.client ? Object.values(client.id_to_window).map(w => w.title || '') : []"
+
+
+def session_frame(page: Page) -> Frame:
+    """The iframe of the Firefox tab (the session's Xpra HTML5 client)."""
+    return wait_until(
+        lambda: next((f for f in page.frames if "/firefox-launcher/session/" in f.url), None),
+        60,
+        "the session iframe",
+    )
+
+
+def wait_for_firefox(page: Page) -> Frame:
+    frame = session_frame(page)
+    frame.wait_for_function("() => window.client && window.client.connected === true", timeout=60_000)
+    frame.wait_for_function(f"() => ({XPRA_TITLES})().some(t => /Firefox/.test(t))", timeout=90_000)
+    return frame
+
+
+def sessions(server: JupyterServer) -> list[dict]:
+    return server.get("firefox-launcher/api/firefox").json()["sessions"]
+
+
+def test_launcher_tab_running_panel_reload_and_close(server_factory) -> None:
+    server: JupyterServer = server_factory()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}lab?token={server.token}")
+        tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+        tile.first.wait_for(timeout=60_000)
+        save_artifact("lab-launcher.png", page.screenshot())
+        tile.first.click()
+
+        panel = page.locator(f"{PANEL}[data-state='running']")
+        panel.wait_for(timeout=90_000)
+        session_id = panel.get_attribute("data-session-id")
+        assert session_id and re.fullmatch(r"[0-9a-f]{12}", session_id)
+        assert [s["id"] for s in sessions(server)] == [session_id]
+        wait_for_firefox(page)
+        frame_el = page.locator(".jp-FFSystemd-frame")
+        wait_until(
+            lambda: distinct_colours(frame_el.screenshot()) > 50, 60, "Firefox to be painted in the tab"
+        )
+        box = frame_el.bounding_box()
+        panel_box = page.locator(PANEL).bounding_box()
+        assert box and panel_box and box["width"] >= panel_box["width"] - 2  # the view fills the tab
+        save_artifact("lab-firefox-tab.png", page.screenshot())
+
+        # The running-sessions sidebar lists it with its memory against its limit.
+        page.locator("[data-id='jp-running-sessions']").first.click()
+        item = page.locator(".jp-FFSystemd-runningItem").first
+        item.wait_for(timeout=30_000)
+        wait_until(
+            lambda: "GiB" in (item.text_content() or "") + (item.get_attribute("title") or ""),
+            30,
+            "the memory figure in the running panel",
+        )
+        save_artifact("lab-running-panel.png", page.screenshot())
+
+        # A reload restores the tab to the same running session, without a new launch.
+        page.reload()
+        page.locator(f"{PANEL}[data-session-id='{session_id}'][data-state='running']").wait_for(
+            timeout=90_000
+        )
+        wait_for_firefox(page)
+        assert [s["id"] for s in sessions(server)] == [session_id]
+        save_artifact("lab-restored.png", page.screenshot())
+
+        # Closing the tab (confirming) ends the session: unit and processes gone.
+        pids = [p.pid for p in process_tree(sessions(server)[0]["main_pid"])]
+        unit = sessions(server)[0]["unit"]
+        tab = page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").first
+        tab.click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        wait_until(lambda: sessions(server) == [], 30, "the session to be cleaned up")
+        wait_until(lambda: unit_gone(unit), 10, "the unit to be gone")
+        wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), 10, "its processes to end")
+        assert our_units() == []
