@@ -8,6 +8,7 @@ socket comes from the session registry, never from the request.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
@@ -20,6 +21,7 @@ from tornado import web
 from ..client_options import with_default_options
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
 from ..manager import SessionManager
+from ..ws_tunnel import connect_unix, tunnel, upgrade_request
 
 SESSION_ROUTE = rf"/firefox-launcher/session/(?P<session_id>{SESSION_ID_PATTERN})/(?P<proxied_path>.*)"
 SESSION_ROOT_ROUTE = r"/firefox-launcher/session/(?P<session_id>[^/]*)"
@@ -40,7 +42,6 @@ class SessionProxyHandler(ExtensionHandlerMixin, ProxyHandler):
         super().initialize(**kwargs)
         self.session_id: str | None = None
         self.unix_socket: str | None = None
-        self._counted_connection = False
 
     async def prepare(self, *args: Any, **kwargs: Any) -> None:
         """Authenticate (403 for websockets), authorize, then resolve the session or 404."""
@@ -98,16 +99,37 @@ class SessionProxyHandler(ExtensionHandlerMixin, ProxyHandler):
         return url_path_join(self.base_url, "firefox-launcher", "session", self.session_id)
 
     # --- websocket ------------------------------------------------------------
-    async def open(self, session_id: str, proxied_path: str) -> None:
-        await self.proxy_open("localhost", UNIX_PORT, proxied_path)
-        _manager(self).connection_opened(session_id)
-        self._counted_connection = True
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Plain GETs go through ProxyHandler; websocket upgrades through the byte tunnel."""
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            await self.http_get(*args, **kwargs)
+            return
+        await self._tunnel_websocket(kwargs.get("proxied_path", ""))
 
-    def on_close(self) -> None:
-        super().on_close()
-        if self._counted_connection and self.session_id:
-            self._counted_connection = False
-            _manager(self).connection_closed(self.session_id)
+    async def _tunnel_websocket(self, proxied_path: str) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin and not self.check_origin(origin):
+            raise web.HTTPError(403, "cross-origin websocket refused")
+        assert self.session_id is not None and self.unix_socket is not None
+        try:
+            backend = await connect_unix(self.unix_socket)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise web.HTTPError(502, f"the session's Xpra does not answer: {exc}") from None
+        headers = [(k, v) for k, v in self.request.headers.get_all()]
+        request = upgrade_request(proxied_path, self.request.query, headers)
+        try:
+            await asyncio.get_running_loop().sock_sendall(backend, request)
+        except OSError as exc:
+            backend.close()
+            raise web.HTTPError(502, f"the session's Xpra does not answer: {exc}") from None
+        client = self.detach()  # the connection is ours now; Xpra answers the handshake
+        session_id, manager = self.session_id, _manager(self)
+        manager.connection_opened(session_id)
+        self._record_activity()
+        try:
+            await tunnel(client, backend, self._record_activity)
+        finally:
+            manager.connection_closed(session_id)
 
     def _record_activity(self) -> None:
         """Record traffic for this session and for Jupyter's idle tracking (JupyterHub culler)."""

@@ -42,18 +42,18 @@ def test_chromium_shows_firefox_through_the_proxy_and_firefox_loads_a_typed_url(
         # Type a URL into Firefox and see Firefox (not Chromium) fetch it.
         url = f"http://127.0.0.1:{target.port}/typed-by-the-test"
         canvas = page.locator("div.window canvas").first
-        canvas.click(position={"x": 400, "y": 300})
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while "/typed-by-the-test" not in target.paths:
-            assert time.monotonic() < deadline, f"Firefox never requested the page; saw {target.paths}"
+            if time.monotonic() > deadline:
+                save_artifact("firefox-typing-failed.png", page.screenshot())
+                raise AssertionError(f"Firefox never requested the typed page; saw {target.paths}")
+            canvas.click(position={"x": 400, "y": 300})
             page.keyboard.press("Control+l")
             page.keyboard.type(url, delay=20)
             page.keyboard.press("Enter")
-            wait_until(
-                lambda: "/typed-by-the-test" in target.paths or time.monotonic() > deadline,
-                15,
-                "Firefox to request the typed URL",
-            )
+            attempt_ends = time.monotonic() + 10
+            while "/typed-by-the-test" not in target.paths and time.monotonic() < attempt_ends:
+                page.wait_for_timeout(100)  # poll the recording server, bounded by the attempt
         page.wait_for_function(
             f"() => ({XPRA_WINDOW_TITLES})().some(t => t.includes('ffsystemd test page'))", timeout=30_000
         )

@@ -1,0 +1,155 @@
+"""Outages of the fake systemd world that outlast one process: the manager or the bus going and coming back.
+
+    drop_bus(fake)                  # the dbus-daemon and the fake manager end; the address is kept
+    revive(fake, prepare=...)       # a new bus on the same address, with a fresh fake manager (no units)
+    respawn_manager(fake)           # after fake.kill_manager(): a fresh fake manager on the same bus
+    start_scope(fake, name, pid)    # put a process into a unit of the (fresh) fake, as systemd had it
+
+A fresh fake manager knows no units: `prepare` (or start_scope after respawn_manager) re-creates the
+ones a real systemd would have kept. `revive` serves the new bus on a side socket first and moves it
+onto the address only after `prepare` ran, so no client of the address can connect in between.
+
+Every process is started here and ended by its PID (the FakeSystemd object owns them afterwards, so
+its stop() ends them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import dbus
+import dbus.bus
+import dbus.exceptions
+
+from fakes.dbus_world import (
+    _BUS_CONFIG,
+    MANAGER_PATH,
+    SYSTEMD_NAME,
+    TEMPLATE,
+    FakeSystemd,
+    end_process,
+    wait_for,
+)
+
+MANAGER_IFACE = "org.freedesktop.systemd1.Manager"
+
+
+def drop_bus(fake: FakeSystemd) -> None:
+    """End the fake manager and the bus daemon (by their PIDs), keeping the directory of the address."""
+    if fake._conn is not None:
+        with contextlib.suppress(Exception):
+            fake._conn.close()
+        fake._conn = None
+    if fake.process is not None:
+        end_process(fake.process)
+        fake.process = None
+    if fake.bus.process is not None:
+        end_process(fake.bus.process)
+        fake.bus.process = None
+
+
+def _start_daemon(socket: Path, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+    workdir = socket.parent
+    config = workdir / f"{socket.name}.conf"
+    config.write_text(_BUS_CONFIG.format(socket=socket))
+    with open(workdir / "dbus-daemon.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else b""
+    proc.stdout.close()
+    if not line.startswith(b"unix:") or not socket.exists():
+        end_process(proc)
+        raise RuntimeError(f"dbus-daemon did not start (printed {line!r})")
+    return proc
+
+
+def respawn_manager(fake: FakeSystemd, address: str | None = None, timeout: float = 15.0) -> None:
+    """Start a fresh fake manager (no units, no faults) on the fake's bus, or on `address`."""
+    if fake.process is not None:
+        end_process(fake.process)  # after kill_manager() it is already gone: this only reaps it
+    if fake._conn is not None:
+        with contextlib.suppress(Exception):
+            fake._conn.close()
+        fake._conn = None
+    address = address or fake.address
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address)
+    env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+    argv = [
+        sys.executable,
+        "-m",
+        "dbusmock",
+        "--session",
+        "--template",
+        str(TEMPLATE),
+        "--logfile",
+        str(fake.log_path),
+        "--parameters",
+        json.dumps(fake.parameters),
+    ]
+    with open(fake.bus.workdir / "fake-systemd.out", "ab") as out:
+        fake.process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    fake._conn = dbus.bus.BusConnection(address)
+    wait_for(fake._answers, timeout, 0.05, "the respawned fake systemd manager to answer")
+
+
+def revive(fake: FakeSystemd, prepare: Callable[[], None] | None = None) -> None:
+    """After drop_bus(): serve the same address again with a new bus and a fresh fake manager.
+
+    The new daemon listens on a side socket; the fake manager starts there, prepare() runs, and
+    only then is the socket renamed onto the address (connecting follows the socket's inode).
+    """
+    assert fake.bus.process is None, "drop_bus() first"
+    side = fake.bus.workdir / "bus.next"
+    with contextlib.suppress(FileNotFoundError):
+        side.unlink()
+    fake.bus.process = _start_daemon(side)
+    respawn_manager(fake, f"unix:path={side}")
+    if prepare is not None:
+        prepare()
+    os.rename(side, fake.bus.socket)
+
+
+def start_scope(
+    fake: FakeSystemd, name: str, pid: int, collect_mode: str = "inactive-or-failed", wait_active: bool = True
+) -> None:
+    """StartTransientUnit of a scope holding pid, through the fake's control connection."""
+    assert fake._conn is not None, "the fake systemd manager is not running"
+    props = [
+        ("Description", dbus.String("restored by the test", variant_level=1)),
+        ("PIDs", dbus.Array([dbus.UInt32(pid)], signature="u", variant_level=1)),
+        ("Slice", dbus.String("app-ffsystemd.slice", variant_level=1)),
+        ("CollectMode", dbus.String(collect_mode, variant_level=1)),
+        ("TimeoutStopUSec", dbus.UInt64(2_000_000, variant_level=1)),
+    ]
+    fake._conn.call_blocking(
+        SYSTEMD_NAME,
+        MANAGER_PATH,
+        MANAGER_IFACE,
+        "StartTransientUnit",
+        "ssa(sv)a(sa(sv))",
+        [name, "fail", dbus.Array(props, signature="(sv)"), dbus.Array([], signature="(sa(sv))")],
+        timeout=10,
+    )
+    if wait_active:
+        wait_for(lambda: fake.unit_state(name) == ("active", "success"), 10, what=f"{name} to be active")
