@@ -627,6 +627,37 @@ async def test_websocket_to_an_unknown_id_is_404_without_a_connection(
     assert await world.backend_ws_count(session["id"]) == before
 
 
+async def test_cross_origin_websocket_is_refused_without_a_connection(
+    world: World, session: dict[str, Any]
+) -> None:
+    # A browser authenticates websockets with the login cookie (a token in a header is not
+    # something a foreign page can send, so Jupyter skips the origin check for it).
+    reply = await world.http(f"{world.base_url}firefox-launcher/api/firefox")
+    cookies = [c.split(";", 1)[0] for c in reply.headers.get_list("Set-Cookie") if c.startswith("username-")]
+    assert cookies, reply.headers
+    before = await world.backend_ws_count(session["id"])
+
+    def request(origin: str) -> HTTPRequest:
+        return HTTPRequest(
+            f"ws://127.0.0.1:{world.port}{session['url']}",
+            headers={"Cookie": cookies[0], "Origin": origin},
+            connect_timeout=TIMEOUT,
+        )
+
+    with pytest.raises(HTTPClientError) as caught:
+        await asyncio.wait_for(
+            websocket_connect(request("http://evil.example"), subprotocols=["binary"]), TIMEOUT
+        )
+    assert caught.value.code == 403
+    assert await world.backend_ws_count(session["id"]) == before
+    assert (await world.status(session["id"]))["connections"] == 0
+    # The same cookie from the server's own origin is accepted.
+    conn = await asyncio.wait_for(
+        websocket_connect(request(f"http://127.0.0.1:{world.port}"), subprotocols=["binary"]), TIMEOUT
+    )
+    conn.close()
+
+
 # --- activity ----------------------------------------------------------------------------------------
 async def test_connections_count_open_websockets(world: World, session: dict[str, Any]) -> None:
     assert session["connections"] == 0
