@@ -33,6 +33,7 @@ from .errors import (
     SystemdError,
     SystemdTimeout,
     SystemdUnavailable,
+    UnitExists,
     UnknownSession,
 )
 from .ids import is_valid_session_id, new_session_id
@@ -446,9 +447,13 @@ class SessionManager:
             )
             await self.systemd.watch_unit(session.unit_path)
             session.unit_started = True  # from here on teardown must stop the unit
-            await self.systemd.start_transient_unit(
-                session.unit, properties, job_timeout=self.settings.job_timeout
-            )
+            try:
+                await self.systemd.start_transient_unit(
+                    session.unit, properties, job_timeout=self.settings.job_timeout
+                )
+            except UnitExists:
+                session.unit_started = False  # that unit is someone else's: never touch it
+                raise
             step = "xpra-start"
             await session.process.release()
             session.released = True
@@ -583,8 +588,9 @@ class SessionManager:
                 await self._stop_everything(session, force=True)
             elif session.process is not None and session.process.returncode is None:
                 await session.process.wait_or_kill(2.0)
-        except LaunchError as exc:
-            log.warning("session %s: could not stop %s: %s", session.id, session.unit, exc.message)
+        except (LaunchError, SystemdUnavailable, SystemdTimeout) as exc:
+            log.warning("session %s: could not stop %s: %s", session.id, session.unit, exc)
+            session.stop_failed = True
         # systemd's own verdict may arrive with the stop (PropertiesChanged precedes the
         # stop's reply on the bus): an oom-kill or timeout beats what we guessed.
         unit_result = session.props.get("Result")
@@ -700,12 +706,18 @@ class SessionManager:
         unavailable: SystemdUnavailable | None = None
         if session.unit_started:
             if force:
-                with contextlib.suppress(NoSuchUnit, SystemdError):
+                try:
                     await self.systemd.kill_unit(session.unit, signal.SIGKILL)
+                except (SystemdError, SystemdTimeout):
+                    pass  # not loaded, or refused: the stop below still ends it
+                except SystemdUnavailable as exc:
+                    unavailable = exc
             for call in (
                 lambda: self.systemd.stop_unit(session.unit, job_timeout=self.settings.job_timeout),
                 lambda: self.systemd.reset_failed_unit(session.unit),
             ):
+                if unavailable is not None:
+                    break
                 try:
                     await call()
                 except NoSuchUnit:
@@ -772,8 +784,11 @@ class SessionManager:
                 session.stopping_by_request = False
                 return exc.message
             except SystemdUnavailable:
-                session.state = "running"
                 session.stopping_by_request = False
+                if session.process is not None and session.process.returncode is not None:
+                    session.state, session.stop_failed = "failed", True  # our Xpra is gone already
+                else:
+                    session.state = "running"
                 raise
             with contextlib.suppress(FFSystemdError):
                 await self.systemd.unwatch_unit(session.unit_path)

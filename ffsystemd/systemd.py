@@ -38,6 +38,9 @@ _UNAVAILABLE_ERRORS = {
 }
 _JOB_REMOVED_RULE = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER_IFACE}',member='JobRemoved'"
 _UNIT_REMOVED_RULE = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER_IFACE}',member='UnitRemoved'"
+_MANAGER_OWNER_RULE = (
+    f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{SYSTEMD}'"
+)
 RECONNECT_BACKOFF_START = 0.25
 RECONNECT_BACKOFF_MAX = 10.0
 
@@ -87,6 +90,7 @@ class SystemdClient:
         self._retry_at = 0.0
         self._backoff = RECONNECT_BACKOFF_START
         self._last_error = ""
+        self._resubscribe_task: asyncio.Future[None] | None = None
 
     # --- connection -------------------------------------------------------
     @property
@@ -152,7 +156,7 @@ class SystemdClient:
         bus.add_message_handler(self._on_message)
         self._bus = bus
         try:
-            rules = [_JOB_REMOVED_RULE, _UNIT_REMOVED_RULE]
+            rules = [_JOB_REMOVED_RULE, _UNIT_REMOVED_RULE, _MANAGER_OWNER_RULE]
             rules += [_properties_changed_rule(path) for path in sorted(self._watched_paths)]
             for rule in rules:
                 await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [rule])
@@ -209,6 +213,9 @@ class SystemdClient:
     def _on_message(self, msg: Message) -> None:
         if msg.message_type != MessageType.SIGNAL:
             return
+        if msg.member == "NameOwnerChanged" and msg.interface == DBUS and msg.body and msg.body[0] == SYSTEMD:
+            self._manager_owner_changed(str(msg.body[2]))
+            return
         if msg.interface == MANAGER_IFACE and msg.member == "JobRemoved":
             _job_id, job_path, _unit, result = msg.body
             waiter = self._job_waiters.pop(job_path, None)
@@ -225,6 +232,29 @@ class SystemdClient:
                 handler(msg)
             except Exception:
                 log.exception("systemd signal handler failed")
+
+    def _manager_owner_changed(self, new_owner: str) -> None:
+        """The user manager left the bus (fail job waits now) or a new one took its name."""
+        if not new_owner:
+            log.warning("the systemd user manager left the bus at %s", self.bus_address)
+            self._fail_job_waiters("the systemd user manager went away")
+            return
+        log.info("a systemd user manager is back on %s; re-subscribing", self.bus_address)
+        task = asyncio.ensure_future(self._resubscribe())
+        self._resubscribe_task = task
+
+    async def _resubscribe(self) -> None:
+        """A new manager instance knows nothing of us: Subscribe again and re-sync the listeners."""
+        try:
+            await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
+        except FFSystemdError as exc:
+            log.warning("re-subscribing failed: %s", exc)
+            return
+        for callback in list(self._connect_callbacks):
+            try:
+                await callback()
+            except Exception:
+                log.exception("systemd connect callback failed")
 
     def _fail_job_waiters(self, reason: str) -> None:
         waiters, self._job_waiters = self._job_waiters, {}
@@ -286,6 +316,8 @@ class SystemdClient:
         else:
             waiter = self._job_waiters.get(job_path)
             if waiter is None:
+                if not self.connected:  # the drop was already handled: nobody would fail this wait
+                    raise SystemdUnavailable(f"lost the user bus while waiting for the job of {unit}")
                 waiter = asyncio.get_running_loop().create_future()
                 self._job_waiters[job_path] = waiter
             try:

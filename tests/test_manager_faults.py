@@ -11,9 +11,12 @@ Nothing sleeps to synchronise: every wait polls a condition with a deadline.
 from __future__ import annotations
 
 import asyncio
+import asyncio.base_subprocess
 import contextlib
+import gc
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -87,6 +90,15 @@ def reaped(pid: int) -> bool:
         return psutil.Process(pid).ppid() != os.getpid()  # a reused PID is someone else's
     except psutil.NoSuchProcess:
         return True
+
+
+def at_the_gate(pid: int) -> bool:
+    """A live session process still held at the gate (it never ran Xpra)."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and "ffsystemd-gate" in proc.cmdline()
+    except psutil.Error:
+        return False
 
 
 async def ended(manager: SessionManager, session_id: str) -> dict[str, Any] | None:
@@ -185,6 +197,29 @@ class World:
             assert manager.session_ids() == []
 
 
+async def close_dropped_transports() -> None:
+    """Close the subprocess transports of this loop that nobody will close, while the loop still runs.
+
+    A launch torn down in an outage drops its gated child without closing it (a reported bug). Left to
+    the garbage collector, its transport would be finalized after this test's loop closed, raising
+    "Event loop is closed" at an arbitrary point of a later test.
+    """
+    loop = asyncio.get_running_loop()
+    gc.collect()
+    dropped = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, asyncio.base_subprocess.BaseSubprocessTransport)
+        and obj._loop is loop
+        and not obj.is_closing()
+    ]
+    for transport in dropped:
+        transport.close()  # closes the gate's stdin and kills the child if it still runs
+    await eventually(
+        lambda: all(t.get_returncode() is not None for t in dropped), what="dropped children to exit"
+    )
+
+
 @pytest_asyncio.fixture
 async def world(fake_systemd: FakeSystemd, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """Managers on the fake systemd; at the end, stops what is left and fails if anything was."""
@@ -209,6 +244,7 @@ async def world(fake_systemd: FakeSystemd, request: pytest.FixtureRequest) -> As
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
             await child.wait()
+    await close_dropped_transports()
     if w.dirs():
         problems.append(f"directories left: {w.dirs()}")
     shutil.rmtree(w.root, ignore_errors=True)
@@ -225,7 +261,7 @@ def end_gate_leftovers(world: World) -> None:
     launch does not abort its gated child. Ended here so that the tests of everything else stay green.
     """
     for proc in world.processes():
-        if "ffsystemd-gate" in proc.info["cmdline"]:
+        if at_the_gate(proc.pid):
             with contextlib.suppress(psutil.Error):
                 proc.kill()
 
@@ -286,9 +322,7 @@ async def test_bus_lost_during_a_launch_fails_it_at_once_and_a_later_launch_work
     assert elapsed < 5, f"the launch waited {elapsed:.1f} s (job_timeout is 20 s)"
     assert manager.session_ids() == [] and world.dirs() == []
     assert not manager.systemd.connected
-    assert not any(alive(pid) for pid in pids) or all(
-        "ffsystemd-gate" in psutil.Process(pid).cmdline() for pid in pids if alive(pid)
-    ), "Xpra was released although its unit never started"
+    assert all(at_the_gate(pid) or not alive(pid) for pid in pids), "Xpra ran though its unit never started"
     end_gate_leftovers(world)
 
     # The bus comes back (a fresh manager, no units): the client reconnects by itself.
@@ -301,12 +335,6 @@ async def test_bus_lost_during_a_launch_fails_it_at_once_and_a_later_launch_work
     await world.assert_clean(manager)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ffsystemd/systemd.py: pending job waits are failed only when the bus connection drops, "
-    "not when org.freedesktop.systemd1 loses its owner (NameOwnerChanged is not watched), so a launch "
-    "whose manager died waits the whole job_timeout",
-)
 async def test_manager_lost_during_a_launch_fails_it_at_once(world: World) -> None:
     manager = world.make(job_timeout=20.0)
     launch, _, _ = await hung_launch(world, manager)
@@ -322,26 +350,13 @@ async def test_manager_respawned_on_the_same_bus_serves_the_next_launch(world: W
     world.fake.kill_manager()
     await raises_within(SystemdUnavailable, manager.launch())
     end_gate_leftovers(world)
-    respawn_manager(world.fake)
-    session = await eventually(lambda: launch_or_none(manager), 20, what="a launch to succeed again")
+    respawn_manager(world.fake)  # the client's bus connection never dropped: the next call reaches it
+    session = await manager.launch()
     assert session["state"] == "running" and world.units() == [session["unit"]]
     assert await manager.cleanup([session["id"]]) == ([session["id"]], {})
     await world.assert_clean(manager)
 
 
-async def launch_or_none(manager: SessionManager) -> dict[str, Any] | None:
-    try:
-        return await manager.launch()
-    except SystemdUnavailable:
-        return None
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ffsystemd/systemd.py SystemdClient._wait_job: a job wait that begins after the disconnect "
-    "watch ran (the bus dropped right after StartTransientUnit's reply) is never failed: it waits the whole "
-    "job_timeout",
-)
 async def test_bus_lost_right_after_the_start_reply_fails_the_launch_at_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,11 +421,6 @@ async def test_cleanup_while_the_manager_is_gone_fails_fast_and_can_be_retried(w
     await world.assert_clean(manager)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ffsystemd/manager.py _stop_everything: with force=True a SystemdUnavailable from "
-    "kill_unit() is not caught, so the failed launch's teardown never aborts the gated child",
-)
 @pytest.mark.parametrize("outage", ["manager-gone", "bus-lost-mid-launch"])
 async def test_a_launch_failed_by_an_outage_ends_its_gated_child(world: World, outage: str) -> None:
     manager = world.make(job_timeout=20.0)
@@ -426,11 +436,6 @@ async def test_a_launch_failed_by_an_outage_ends_its_gated_child(world: World, o
     await eventually(lambda: not world.processes(), 5, what="the gated child to end")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ffsystemd/manager.py _cleanup_one: after _stop_everything raised SystemdUnavailable it "
-    "has ended our Xpra by PID, yet the session is put back to 'running' (its watcher already returned)",
-)
 async def test_a_cleanup_failed_by_an_outage_leaves_a_true_state(world: World) -> None:
     manager = world.make(stats_interval=0.0)
     session = await manager.launch()
@@ -444,6 +449,21 @@ async def test_a_cleanup_failed_by_an_outage_leaves_a_true_state(world: World) -
     await eventually(consistent, 5, what="the session's state to match its Xpra")
     if not alive(session["main_pid"]):
         assert manager.active_count() == 0 and manager.socket_path(session["id"]) is None
+    respawn_manager(world.fake)  # systemd is back: the retried cleanup finishes the job
+    assert await manager.cleanup([session["id"]]) == ([session["id"]], {})
+
+
+async def test_xpra_exiting_during_an_outage_ends_the_session(world: World) -> None:
+    manager = world.make(stats_interval=0.0, job_timeout=2.0)  # bounds the wait of a cleanup of a stuck end
+    session = await manager.launch()
+    world.fake.kill_manager()
+    os.kill(session["main_pid"], signal.SIGTERM)  # our own child; the fake Xpra exits 0
+    await eventually(lambda: reaped(session["main_pid"]), 5, what="Xpra to exit")
+    status = await eventually(lambda: ended(manager, session["id"]), 5, what="the session to end")
+    assert status["state"] == "stopped" and status["main_pid"] is None
+    assert world.dirs() == [] and manager.active_count() == 0
+    respawn_manager(world.fake)
+    assert await manager.cleanup([session["id"]]) == ([session["id"]], {})
 
 
 # --- 5. re-sync after the bus comes back ---------------------------------------------------------------
@@ -455,6 +475,9 @@ async def test_resync_after_an_outage_ends_vanished_sessions_and_keeps_running_o
     await eventually(lambda: not manager.systemd.connected, what="the client to notice the drop")
     listed, elapsed = await timed(manager.list_status())
     assert elapsed < 2 and [s["state"] for s in listed] == ["running", "running"]
+    _, elapsed = await raises_within(SystemdUnavailable, manager.launch())
+    assert elapsed < 2, f"launch took {elapsed:.1f} s to fail without a bus"
+    assert len(manager.session_ids()) == 2 and len(world.dirs()) == 2 and len(world.processes()) == 2
 
     # The bus comes back; systemd kept `kept`'s unit and lost `vanished`'s.
     revive(world.fake, prepare=lambda: start_scope(world.fake, kept["unit"], kept["main_pid"]))
@@ -492,11 +515,6 @@ async def test_vanished_unit_ends_the_session(world: World) -> None:
 
 
 # --- 7. the unit name is taken ------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ffsystemd/manager.py _launch: unit_started is set before StartTransientUnit, so when it "
-    "answers UnitExists the teardown SIGKILLs and stops the other unit of that name",
-)
 async def test_duplicate_unit_name_fails_and_leaves_the_other_unit_alone(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
