@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .session_dirs import SessionPaths
 
@@ -61,6 +63,43 @@ def firefox_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[
     ]
 
 
+FIREFOX_EXIT_SCRIPT = '"$@"; code=$?; echo "$code" > "$0"; exit "$code"'
+"""Runs Firefox and records its exit status (128+N: killed by signal N) for the manager."""
+
+
+def firefox_exit_file(paths: SessionPaths) -> Path:
+    """Where the start child records Firefox's exit status."""
+    return paths.runtime / "firefox.exit"
+
+
+def firefox_child_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str]:
+    """Xpra's start child: Firefox under a shell that records how Firefox ended."""
+    return [
+        "/bin/sh",
+        "-c",
+        FIREFOX_EXIT_SCRIPT,
+        str(firefox_exit_file(paths)),
+        *firefox_argv(settings, paths, url),
+    ]
+
+
+def firefox_end(status_text: str | None) -> tuple[str, str] | None:
+    """(result, message) for the recorded exit status of Firefox; None when nothing was recorded."""
+    if status_text is None or not status_text.strip().isdigit():
+        return None
+    status = int(status_text.strip())
+    if status == 0:
+        return "success", "Firefox was closed"
+    if status > 128:
+        try:
+            name = signal.Signals(status - 128).name
+        except ValueError:
+            name = f"signal {status - 128}"
+        verb = "crashed" if name in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE") else "was killed"
+        return "signal", f"Firefox {verb} ({name})"
+    return "exit-code", f"Firefox exited with status {status}"
+
+
 def xvfb_command(settings: XpraSettings) -> str:
     """The Xvfb command line for Xpra's `--xvfb`: a screen of screen_size, no TCP."""
     width, height = settings.screen_size
@@ -76,7 +115,7 @@ def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str
     `--daemon=no --systemd-run=no` keep Xpra (and so everything it starts) in the
     caller's scope; `--exit-with-children` ends the session with Firefox.
     """
-    child = shlex.join(firefox_argv(settings, paths, url))
+    child = shlex.join(firefox_child_argv(settings, paths, url))
     return [
         *settings.xpra_command,
         "start",

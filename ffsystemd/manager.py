@@ -24,7 +24,15 @@ from typing import Any
 
 from dbus_fast import Message
 
-from .commands import XpraSettings, session_environment, user_js, xpra_argv, xpra_config_file
+from .commands import (
+    XpraSettings,
+    firefox_end,
+    firefox_exit_file,
+    session_environment,
+    user_js,
+    xpra_argv,
+    xpra_config_file,
+)
 from .errors import (
     FFSystemdError,
     LaunchError,
@@ -522,10 +530,21 @@ class SessionManager:
             if props.get("Result") not in (None, "", "success"):
                 session.props["Result"] = props["Result"]
         unit_result = session.props.get("Result")
-        result = unit_result if unit_result not in (None, "success") else _exit_result(code)
+        if unit_result not in (None, "success"):
+            result, message = str(unit_result), _RESULT_MESSAGES.get(str(unit_result), _exit_message(code))
+        elif code == 0 and (firefox := self._firefox_end(session)) is not None:
+            result, message = firefox  # Xpra left because Firefox did: say how Firefox ended
+        else:
+            result, message = _exit_result(code) or "exit-code", _exit_message(code)
         state = "stopped" if result == "success" else "failed"
-        message = _RESULT_MESSAGES.get(str(unit_result)) if unit_result != result else None
-        await self._end(session, state, result, message or _exit_message(code), stop_unit=True)
+        await self._end(session, state, result, message, stop_unit=True)
+
+    @staticmethod
+    def _firefox_end(session: Session) -> tuple[str, str] | None:
+        try:
+            return firefox_end(firefox_exit_file(session.paths).read_text())
+        except OSError:
+            return None
 
     def _watch_adopted_pid(self, session: Session, pid: int) -> None:
         """Watch a re-adopted session's Xpra (not our child) through a pidfd."""
@@ -540,7 +559,9 @@ class SessionManager:
             loop.remove_reader(fd)
             os.close(fd)
             if not (session.stopping_by_request or session.ending):
-                self._spawn(self._end(session, "failed", None, "Xpra exited", stop_unit=True))
+                result, message = self._firefox_end(session) or ("exit-code", "Xpra exited")
+                state = "stopped" if result == "success" else "failed"
+                self._spawn(self._end(session, state, result, message, stop_unit=True))
 
         loop.add_reader(fd, exited)
 

@@ -12,9 +12,13 @@ import pytest
 
 from ffsystemd.commands import (
     DEFAULT_PREFS,
+    FIREFOX_EXIT_SCRIPT,
     GATE_SCRIPT,
     XpraSettings,
     firefox_argv,
+    firefox_child_argv,
+    firefox_end,
+    firefox_exit_file,
     gate_command,
     session_environment,
     user_js,
@@ -142,12 +146,40 @@ def test_start_child_round_trips_through_shlex(url):
     )
     argv = xpra_argv(settings, PATHS, url)
     child = _one(argv, "--start-child=")
-    parsed = shlex.split(child)
+    wrapper = shlex.split(child)
+    assert wrapper == firefox_child_argv(settings, PATHS, url)
+    # /bin/sh -c SCRIPT EXIT_FILE FIREFOX...: the shell records how Firefox ended.
+    assert wrapper[:2] == ["/bin/sh", "-c"] and wrapper[3] == str(firefox_exit_file(PATHS))
+    parsed = wrapper[4:]
     assert parsed == firefox_argv(settings, PATHS, url)
     assert parsed[-1] == url
     assert parsed[:2] == ["/opt/my firefox/firefox", "-P x"]
     assert "--no-remote" in parsed
     assert parsed[parsed.index("--profile") + 1] == str(PATHS.profile)
+
+
+@pytest.mark.parametrize(
+    ("command", "recorded", "end"),
+    [
+        ("exit 0", "0", ("success", "Firefox was closed")),
+        ("exit 3", "3", ("exit-code", "Firefox exited with status 3")),
+        ("kill -KILL $$", "137", ("signal", "Firefox was killed (SIGKILL)")),
+        ("kill -SEGV $$", "139", ("signal", "Firefox crashed (SIGSEGV)")),
+    ],
+)
+def test_the_start_child_records_how_firefox_ended(tmp_path, command, recorded, end) -> None:
+    exit_file = tmp_path / "firefox.exit"
+    argv = ["/bin/sh", "-c", FIREFOX_EXIT_SCRIPT, str(exit_file), "/bin/sh", "-c", command]
+    status = subprocess.run(argv, timeout=30).returncode
+    assert exit_file.read_text().strip() == recorded
+    assert status == int(recorded)
+    assert firefox_end(exit_file.read_text()) == end
+
+
+def test_nothing_recorded_means_no_verdict() -> None:
+    assert firefox_end(None) is None
+    assert firefox_end("") is None
+    assert firefox_end("garbage") is None
 
 
 # --- gate -------------------------------------------------------------------------

@@ -57,8 +57,8 @@ def test_killed_firefox_is_reported_within_a_second_and_nothing_is_left(server: 
     pids = [p.pid for p in process_tree(session["main_pid"])]
     os.kill(firefox_main(session["main_pid"]).pid, signal.SIGKILL)
     status = wait_until(lambda: ended(server, session["id"]), 1.5, "the session to be reported ended")
-    assert status["result"] is not None
-    assert status["message"]
+    assert (status["state"], status["result"]) == ("failed", "signal")
+    assert status["message"] == "Firefox was killed (SIGKILL)"
     assert status["main_pid"] is None
     wait_until(lambda: not alive(pids), 10, "every process of the session to end")
     wait_until(lambda: unit_gone(session["unit"]), 10, "the unit to be gone")
