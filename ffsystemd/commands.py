@@ -208,6 +208,15 @@ DEFAULT_PREFS: dict[str, object] = {
 }
 
 
+def xulstore_json() -> str:
+    """Contents of the profile's `xulstore.json`: Firefox's main window starts maximized.
+
+    A maximized window is one Xpra's HTML5 client sizes to the browser tab and resizes with it.
+    """
+    state = {"chrome://browser/content/browser.xhtml": {"main-window": {"sizemode": "maximized"}}}
+    return json.dumps(state)
+
+
 def user_js(start_url: str, extra_prefs: Mapping[str, object] | None = None) -> str:
     """Contents of the profile's `user.js`: a quiet first run that opens start_url."""
     prefs = dict(DEFAULT_PREFS)

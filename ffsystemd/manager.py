@@ -32,6 +32,7 @@ from .commands import (
     user_js,
     xpra_argv,
     xpra_config_file,
+    xulstore_json,
 )
 from .errors import (
     FFSystemdError,
@@ -432,6 +433,7 @@ class SessionManager:
             step = "directories"
             ensure_root(self.settings.session_root)
             create_session_dirs(session.paths)
+            (session.paths.profile / "xulstore.json").write_text(xulstore_json())
             (session.paths.profile / "user.js").write_text(
                 user_js(session.start_url, self.settings.xpra.extra_prefs)
             )

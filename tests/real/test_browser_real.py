@@ -31,6 +31,13 @@ def test_chromium_shows_firefox_through_the_proxy_and_firefox_loads_a_typed_url(
         page.wait_for_function(f"() => ({XPRA_WINDOW_TITLES})().some(t => /Firefox/.test(t))", timeout=90_000)
         titles = page.evaluate(XPRA_WINDOW_TITLES)
         assert any("Firefox" in t for t in titles), titles
+        # Firefox starts maximized, fills the page and follows its size.
+        firefox_window = "() => Object.values(client.id_to_window).find(w => /Firefox/.test(w.title || ''))"
+        assert page.evaluate(f"() => ({firefox_window})().maximized") is True
+        page.set_viewport_size({"width": 1100, "height": 700})
+        page.wait_for_function(f"() => ({firefox_window})().w === 1100", timeout=30_000)
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.wait_for_function(f"() => ({firefox_window})().w === 1280", timeout=30_000)
         # Pixels: the window is painted (a blank canvas has one or two colours).
         wait_until(lambda: distinct_colours(page.screenshot()) > 50, 60, "Firefox's window to be painted")
         shot = page.screenshot()

@@ -18,12 +18,13 @@ XPRA_TITLES = "() => window.client ? Object.values(client.id_to_window).map(w =>
 
 
 def session_frame(page: Page) -> Frame:
-    """The iframe of the Firefox tab (the session's Xpra HTML5 client)."""
-    return wait_until(
-        lambda: next((f for f in page.frames if "/firefox-launcher/session/" in f.url), None),
-        60,
-        "the session iframe",
-    )
+    """The iframe of the Firefox tab (the session's Xpra HTML5 client), once it shows the session."""
+    handle = page.wait_for_selector(".jp-FFSystemd-frame", timeout=60_000)
+    assert handle is not None
+    frame = handle.content_frame()
+    assert frame is not None
+    frame.wait_for_url(re.compile(r".*/firefox-launcher/session/[0-9a-f]{12}/.*"), timeout=60_000)
+    return frame
 
 
 def wait_for_firefox(page: Page) -> Frame:
