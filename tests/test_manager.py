@@ -16,7 +16,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import psutil
 import pytest
 import pytest_asyncio
 from fakes.dbus_world import FAKE_XPRA, FakeSystemd
+from fakes.polling import eventually
 
 from ffsystemd.commands import XpraSettings
 from ffsystemd.errors import LaunchError, SessionLimitReached, UnknownSession
@@ -39,20 +40,6 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll check() (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 async def ended(manager: SessionManager, session_id: str) -> dict[str, Any] | None:

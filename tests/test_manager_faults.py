@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ import pytest
 import pytest_asyncio
 from fakes.dbus_world import FAKE_XPRA, FakeSystemd
 from fakes.faults import drop_bus, respawn_manager, revive, start_scope
+from fakes.polling import eventually
 
 import ffsystemd.manager
 from ffsystemd.commands import XpraSettings
@@ -45,18 +46,6 @@ LIVE = ("starting", "running", "stopping")
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-async def eventually(check: Callable[[], Awaitable[T] | T], timeout: float = 10.0, what: str = "") -> T:
-    """Poll check() (sync or async) until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 async def timed(awaitable: Awaitable[T], limit: float = 30.0) -> tuple[T, float]:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from dbus_fast import Variant
 from fakes.dbus_world import FAKE_XPRA, FakeSystemd, PrivateBus
+from fakes.polling import eventually as _eventually
 
 from ffsystemd.errors import (
     JobFailed,
@@ -40,18 +41,9 @@ T = TypeVar("T")
 
 
 # --- helpers -----------------------------------------------------------------------
-async def eventually(check: Callable[[], Awaitable[T] | T], timeout: float = 5.0, what: str = "") -> T:
-    """Poll check() (sync or async) until it returns something truthy, failing after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what or check}")
-        await asyncio.sleep(0.02)
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Like fakes.polling.eventually, with this module's shorter default deadline."""
+    return await _eventually(check, timeout, what)
 
 
 def exited(proc: subprocess.Popen[Any]) -> bool:
