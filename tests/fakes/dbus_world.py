@@ -207,33 +207,37 @@ class FakeSystemd:
         return self.process.pid
 
     # --- life cycle -------------------------------------------------------------
+    def spawn_manager(self, address: str, log_mode: str = "ab") -> None:
+        """Start the dbusmock process with our template on `address` and connect to that bus."""
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address)
+        env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        argv = [
+            sys.executable,
+            "-m",
+            "dbusmock",
+            "--session",
+            "--template",
+            str(TEMPLATE),
+            "--logfile",
+            str(self.log_path),
+            "--parameters",
+            json.dumps(self.parameters),
+        ]
+        with open(self.bus.workdir / "fake-systemd.out", log_mode) as out:
+            self.process = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._conn = dbus.bus.BusConnection(address)
+
     def start(self, timeout: float = 15.0) -> FakeSystemd:
         self.bus.start()
         try:
-            env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.bus.address)
-            env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-            argv = [
-                sys.executable,
-                "-m",
-                "dbusmock",
-                "--session",
-                "--template",
-                str(TEMPLATE),
-                "--logfile",
-                str(self.log_path),
-                "--parameters",
-                json.dumps(self.parameters),
-            ]
-            with open(self.bus.workdir / "fake-systemd.out", "wb") as out:
-                self.process = subprocess.Popen(
-                    argv,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            self._conn = dbus.bus.BusConnection(self.bus.address)
+            self.spawn_manager(self.bus.address, "wb")
             wait_for(self._answers, timeout, 0.05, "the fake systemd manager to answer")
         except BaseException:
             self.stop()

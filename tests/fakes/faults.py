@@ -16,11 +16,9 @@ its stop() ends them).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +30,6 @@ from fakes.dbus_world import (
     _BUS_CONFIG,
     MANAGER_PATH,
     SYSTEMD_NAME,
-    TEMPLATE,
     FakeSystemd,
     end_process,
     wait_for,
@@ -85,31 +82,7 @@ def respawn_manager(fake: FakeSystemd, address: str | None = None, timeout: floa
         with contextlib.suppress(Exception):
             fake._conn.close()
         fake._conn = None
-    address = address or fake.address
-    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address)
-    env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-    argv = [
-        sys.executable,
-        "-m",
-        "dbusmock",
-        "--session",
-        "--template",
-        str(TEMPLATE),
-        "--logfile",
-        str(fake.log_path),
-        "--parameters",
-        json.dumps(fake.parameters),
-    ]
-    with open(fake.bus.workdir / "fake-systemd.out", "ab") as out:
-        fake.process = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    fake._conn = dbus.bus.BusConnection(address)
+    fake.spawn_manager(address or fake.address)
     wait_for(fake._answers, timeout, 0.05, "the respawned fake systemd manager to answer")
 
 

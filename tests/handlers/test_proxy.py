@@ -66,6 +66,8 @@ MALFORMED_IDS = {
 
 
 # --- the server -----------------------------------------------------------------------------------
+# This module imports pytest-jupyter's fixtures itself, which shadow tests/handlers/conftest.py's;
+# so the two overrides below (same as the conftest's) must live here too.
 @pytest.fixture
 def jp_asyncio_loop(_function_scoped_runner: asyncio.Runner) -> asyncio.AbstractEventLoop:
     """pytest-asyncio's loop for this test: the server lives on the loop the test runs on."""
