@@ -10,7 +10,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
 
-from .commands import XpraSettings
+from .commands import XpraSettings, check_env_pattern
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
 from .manager import ManagerSettings, SessionManager
 from .session_dirs import check_root_length
@@ -124,6 +124,19 @@ class FirefoxLauncher(ExtensionApp):
         config=True,
         help="Extra Firefox preferences written to each session profile's user.js"
         " (name -> bool, int or string); they override ffsystemd's quiet first-run defaults.",
+    )
+    pass_environment = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Names of the Jupyter server's environment variables that also reach Xpra, Xvfb"
+        " and Firefox (a name ending in '*' is a prefix, e.g. 'MOZ_*'). Only an allow-list"
+        " passes by default: PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TZDIR,"
+        " LOCPATH, FONTCONFIG_FILE, FONTCONFIG_PATH, XDG_DATA_DIRS and the proxy variables"
+        " (http_proxy, https_proxy, ftp_proxy, all_proxy, no_proxy, in both cases); everything"
+        " else (tokens, cloud keys, JUPYTER_*, JPY_*, DBUS_SESSION_BUS_ADDRESS, ...) is dropped."
+        " The variables ffsystemd sets itself (XDG_RUNTIME_DIR, XDG_CACHE_HOME, XDG_CONFIG_DIRS,"
+        " TMPDIR, XAUTHORITY, ...) always win.",
     )
     start_url = Unicode(
         "about:blank",
@@ -282,6 +295,15 @@ class FirefoxLauncher(ExtensionApp):
                 raise _bad("extra_xpra_args", proposal["value"], reason)
         return proposal["value"]
 
+    @validate("pass_environment")
+    def _check_pass_environment(self, proposal: Any) -> list[str]:
+        for name in proposal["value"]:
+            try:
+                check_env_pattern(name)
+            except ValueError as exc:
+                raise _bad("pass_environment", proposal["value"], str(exc)) from None
+        return proposal["value"]
+
     @validate("xpra_command", "firefox_command")
     def _check_command(self, proposal: Any) -> list[str]:
         value = proposal["value"]
@@ -326,6 +348,7 @@ class FirefoxLauncher(ExtensionApp):
                 extra_firefox_args=tuple(self.extra_firefox_args),
                 screen_size=parse_screen_size(self.screen_size),
                 extra_prefs=dict(self.firefox_prefs),
+                pass_environment=tuple(self.pass_environment),
             ),
             start_url=self.start_url,
             max_sessions=self.max_sessions,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,23 +15,54 @@ from .session_dirs import SessionPaths
 GATE_SCRIPT = 'IFS= read -r go || exit 125; [ "$go" = go ] || exit 125; exec "$@" </dev/null'
 """Held on stdin until the launcher writes `go`: the scope holds this shell before Xpra runs."""
 
-# Variables of the Jupyter server that must not leak into a session.
-_DROPPED_ENV = (
-    "DISPLAY",
-    "WAYLAND_DISPLAY",
-    "DBUS_SESSION_BUS_ADDRESS",
-    "XAUTHORITY",
-    "JPY_SESSION_NAME",
-    "JUPYTER_TOKEN",
-    "JPY_API_TOKEN",
-    "JUPYTERHUB_API_TOKEN",
-    "XPRA_PASSWORD",
-    "MOZ_NO_REMOTE",
-    "TMPDIR",
-    "XDG_CACHE_HOME",
-    "XDG_CONFIG_DIRS",
-    "XDG_RUNTIME_DIR",
+# What of the Jupyter server's environment reaches a session (Xpra, Xvfb, Firefox): only what
+# a browser needs. A name ending in `*` is a prefix. Everything else (tokens, cloud keys,
+# JUPYTER_*/JPY_*, the server's bus and display, its runtime dir) is dropped.
+ALLOWED_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TZDIR",
+    "LOCPATH",
+    "FONTCONFIG_FILE",
+    "FONTCONFIG_PATH",
+    "XDG_DATA_DIRS",
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
 )
+
+_ENV_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?")
+
+
+def check_env_pattern(pattern: str) -> str:
+    """Return pattern if it is a variable name, or a name prefix ending in `*`; else ValueError."""
+    if not isinstance(pattern, str) or not _ENV_PATTERN.fullmatch(pattern):
+        raise ValueError(f"{pattern!r} is not an environment variable name (or NAME_PREFIX*)")
+    return pattern
+
+
+def env_allowed(name: str, patterns: Iterable[str]) -> bool:
+    """True if name is one of patterns, or starts with a pattern that ends in `*`."""
+    for pattern in patterns:
+        if pattern.endswith("*") and name.startswith(pattern[:-1]):
+            return True
+        if name == pattern:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,7 @@ class XpraSettings:
     extra_firefox_args: Sequence[str] = ()
     screen_size: tuple[int, int] = (1920, 1080)
     extra_prefs: Mapping[str, object] = field(default_factory=dict)
+    pass_environment: Sequence[str] = ()
 
 
 def gate_command(argv: Sequence[str]) -> list[str]:
@@ -156,21 +189,32 @@ def xpra_config_file() -> str:
     return "start = /bin/true\ndbus-launch =\nmdns = no\n"
 
 
-def session_environment(base_env: Mapping[str, str], paths: SessionPaths) -> dict[str, str]:
-    """The environment Xpra (and so Firefox) starts with: the server's, pointed into the session."""
-    env = {k: v for k, v in base_env.items() if k not in _DROPPED_ENV}
-    env.update(
-        {
-            "XDG_CONFIG_DIRS": str(paths.xdg_config),
-            "XDG_RUNTIME_DIR": str(paths.runtime),
-            "XDG_CACHE_HOME": str(paths.cache),
-            "TMPDIR": str(paths.temp),
-            "XAUTHORITY": str(paths.runtime / "Xauthority"),
-            "NO_AT_BRIDGE": "1",
-            "MOZ_CRASHREPORTER_DISABLE": "1",
-            "MOZ_NO_REMOTE": "1",
-        }
-    )
+def launcher_environment(paths: SessionPaths) -> dict[str, str]:
+    """The variables the launcher sets for every session, pointing into its directory."""
+    return {
+        "XDG_CONFIG_DIRS": str(paths.xdg_config),
+        "XDG_RUNTIME_DIR": str(paths.runtime),
+        "XDG_CACHE_HOME": str(paths.cache),
+        "TMPDIR": str(paths.temp),
+        "XAUTHORITY": str(paths.runtime / "Xauthority"),
+        "NO_AT_BRIDGE": "1",
+        "MOZ_CRASHREPORTER_DISABLE": "1",
+        "MOZ_NO_REMOTE": "1",
+    }
+
+
+def session_environment(
+    base_env: Mapping[str, str], paths: SessionPaths, pass_environment: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment Xpra (and so Xvfb and Firefox) starts with.
+
+    Only the server's variables named by ALLOWED_ENV or pass_environment (names, or
+    prefixes ending in `*`) are kept; the launcher's own variables (launcher_environment)
+    are then set over them, so no allow-list entry can point a session elsewhere.
+    """
+    patterns = (*ALLOWED_ENV, *pass_environment)
+    env = {k: v for k, v in base_env.items() if env_allowed(k, patterns)}
+    env.update(launcher_environment(paths))
     return env
 
 

@@ -443,7 +443,7 @@ class SessionManager:
             step = "spawn"
             session.process = await GatedProcess.spawn(
                 xpra_argv(self.settings.xpra, session.paths, session.start_url),
-                session_environment(self._environ, session.paths),
+                session_environment(self._environ, session.paths, self.settings.xpra.pass_environment),
                 cwd=session.paths.base,
                 log_path=session.paths.xpra_log,
             )

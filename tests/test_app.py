@@ -59,6 +59,9 @@ BAD_VALUES = [
     ("firefox_prefs", {"a": 1.5}),
     ("firefox_prefs", {"a": None}),
     ("session_root", "/" + "a" * 200),
+    ("pass_environment", ["*"]),
+    ("pass_environment", ["A=B"]),
+    ("pass_environment", ["OK", "not ok"]),
 ]
 
 
@@ -205,3 +208,8 @@ def test_tasks_max_int_or_string(value, expected):
 
 def test_memory_max_sizes():
     assert _launcher(memory_max="512M").manager_settings().limits.memory_max == 512 * 1024**2
+
+
+def test_pass_environment_reaches_the_xpra_settings():
+    app = _launcher(pass_environment=["MOZ_*", "MY_VAR"])
+    assert app.manager_settings().xpra.pass_environment == ("MOZ_*", "MY_VAR")

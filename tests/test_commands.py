@@ -15,11 +15,14 @@ from ffsystemd.commands import (
     FIREFOX_EXIT_SCRIPT,
     GATE_SCRIPT,
     XpraSettings,
+    check_env_pattern,
+    env_allowed,
     firefox_argv,
     firefox_child_argv,
     firefox_end,
     firefox_exit_file,
     gate_command,
+    launcher_environment,
     session_environment,
     user_js,
     xpra_argv,
@@ -241,28 +244,94 @@ DROPPED = [
     "DISPLAY",
     "WAYLAND_DISPLAY",
     "DBUS_SESSION_BUS_ADDRESS",
-    "XAUTHORITY",
     "JUPYTER_TOKEN",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_CONFIG_DIR",
     "JPY_API_TOKEN",
     "JPY_SESSION_NAME",
     "JUPYTERHUB_API_TOKEN",
+    "JUPYTERHUB_API_URL",
     "XPRA_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_CLIENT_SECRET",
+    "GITHUB_TOKEN",
+    "SSH_AUTH_SOCK",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "MOZ_HEADLESS",
+    "SECRET_CANARY",
 ]
+KEPT = {
+    "PATH": "/usr/bin:/bin",
+    "HOME": "/home/u",
+    "USER": "u",
+    "LOGNAME": "u",
+    "LANG": "de_DE.UTF-8",
+    "LANGUAGE": "de",
+    "LC_ALL": "de_DE.UTF-8",
+    "LC_TIME": "C",
+    "TZ": "Europe/Berlin",
+    "FONTCONFIG_PATH": "/etc/fonts",
+    "XDG_DATA_DIRS": "/usr/share",
+    "https_proxy": "http://proxy:3128",
+    "NO_PROXY": "localhost",
+}
 
 
-def test_session_environment_drops_server_secrets_and_display():
+def test_session_environment_keeps_only_the_allow_list():
     base = {name: "leak" for name in DROPPED}
-    base.update({"PATH": "/usr/bin:/bin", "HOME": "/home/u", "LANG": "C.UTF-8"})
+    base.update(KEPT)
     env = session_environment(base, PATHS)
     for name in DROPPED:
-        if name == "XAUTHORITY":
-            assert env[name] == str(PATHS.runtime / "Xauthority")
-        else:
-            assert name not in env, name
+        assert name not in env, name
     assert "leak" not in env.values()
-    assert env["PATH"] == "/usr/bin:/bin"
-    assert env["HOME"] == "/home/u"
-    assert env["LANG"] == "C.UTF-8"
+    assert {k: env[k] for k in KEPT} == KEPT
+    assert set(env) == set(KEPT) | set(launcher_environment(PATHS))
+
+
+def test_session_environment_pass_environment_adds_names_and_prefixes():
+    base = {"MOZ_ENABLE_X": "1", "MOZ_LOG": "x", "MYVAR": "v", "MYVAR2": "w", "OTHER": "o"}
+    env = session_environment(base, PATHS, ["MOZ_*", "MYVAR"])
+    assert env["MOZ_ENABLE_X"] == "1" and env["MOZ_LOG"] == "x" and env["MYVAR"] == "v"
+    assert "MYVAR2" not in env and "OTHER" not in env
+
+
+def test_launcher_variables_win_over_passed_ones():
+    base = {"XAUTHORITY": "/home/u/.Xauthority", "TMPDIR": "/tmp", "XDG_RUNTIME_DIR": "/run/user/1"}
+    env = session_environment(base, PATHS, ["XAUTHORITY", "TMPDIR", "XDG_*"])
+    assert env["XAUTHORITY"] == str(PATHS.runtime / "Xauthority")
+    assert env["TMPDIR"] == str(PATHS.temp)
+    assert env["XDG_RUNTIME_DIR"] == str(PATHS.runtime)
+
+
+@pytest.mark.parametrize(
+    ("name", "patterns", "allowed"),
+    [
+        ("LC_ALL", ["LC_*"], True),
+        ("LC", ["LC_*"], False),
+        ("PATH", ["PATH"], True),
+        ("PATHX", ["PATH"], False),
+        ("XPATH", ["PATH"], False),
+        ("ANY", [], False),
+    ],
+)
+def test_env_allowed(name, patterns, allowed):
+    assert env_allowed(name, patterns) is allowed
+
+
+@pytest.mark.parametrize("pattern", ["PATH", "MOZ_*", "_X", "lower_case"])
+def test_check_env_pattern_accepts_names_and_prefixes(pattern):
+    assert check_env_pattern(pattern) == pattern
+
+
+@pytest.mark.parametrize("pattern", ["", "*", "1ABC", "A B", "A=B", "MOZ*X", "A**", "A-B", "*A", "Ä"])
+def test_check_env_pattern_refuses_other_strings(pattern):
+    with pytest.raises(ValueError, match="environment variable name"):
+        check_env_pattern(pattern)
 
 
 def test_session_environment_points_into_the_session():

@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 import pytest_asyncio
-from fakes.dbus_world import FAKE_XPRA, FakeSystemd
+from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
 from fakes.polling import eventually
 
 from ffsystemd.commands import XpraSettings
@@ -57,7 +57,9 @@ class World:
 
     def make(self, environ: dict[str, str] | None = None, **overrides: Any) -> SessionManager:
         xpra = overrides.pop("xpra", None) or XpraSettings(
-            xpra_command=(sys.executable, str(FAKE_XPRA)), firefox_command=("/bin/true",)
+            xpra_command=(sys.executable, str(FAKE_XPRA)),
+            firefox_command=("/bin/true",),
+            pass_environment=FAKE_XPRA_ENV,
         )
         settings = ManagerSettings(
             session_root=self.root,
@@ -267,7 +269,11 @@ def xpra_named_xpra(tmp_path: Path) -> XpraSettings:
     """The fake Xpra under a program name ending in `xpra` (how the manager recognises an Xpra server)."""
     link = tmp_path / "xpra"
     link.symlink_to(FAKE_XPRA)
-    return XpraSettings(xpra_command=(sys.executable, str(link)), firefox_command=("/bin/true",))
+    return XpraSettings(
+        xpra_command=(sys.executable, str(link)),
+        firefox_command=("/bin/true",),
+        pass_environment=FAKE_XPRA_ENV,
+    )
 
 
 async def test_a_restarted_launcher_re_adopts_its_running_sessions(

@@ -28,7 +28,7 @@ import dbus.exceptions
 import psutil
 import pytest
 import pytest_asyncio
-from fakes.dbus_world import FAKE_XPRA, FakeSystemd
+from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
 from fakes.faults import drop_bus, respawn_manager, revive, start_scope
 from fakes.polling import eventually
 
@@ -116,7 +116,9 @@ class World:
     def xpra(self, *wrapper: str) -> XpraSettings:
         """The fake Xpra, called `xpra` (as a re-adopting manager expects), optionally behind a wrapper."""
         return XpraSettings(
-            xpra_command=(*wrapper, sys.executable, str(self.xpra_link)), firefox_command=("/bin/true",)
+            xpra_command=(*wrapper, sys.executable, str(self.xpra_link)),
+            firefox_command=("/bin/true",),
+            pass_environment=FAKE_XPRA_ENV,
         )
 
     def make(

@@ -34,6 +34,8 @@ import dbus.exceptions
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "systemd_template.py"
 FAKE_XPRA = HERE / "fake_xpra.py"
+FAKE_XPRA_ENV = ("FAKE_XPRA_*", "FFS_*")
+"""pass_environment of test sessions: the fake Xpra's knobs (FAKE_XPRA_*) and tests' own FFS_* flags."""
 
 SYSTEMD_NAME = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"

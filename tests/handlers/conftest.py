@@ -50,7 +50,7 @@ import dbus.bus
 import dbus.exceptions
 import psutil
 import pytest
-from fakes.dbus_world import FAKE_XPRA, FakeSystemd, wait_for
+from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd, wait_for
 from jupyter_server.auth import Authorizer
 
 # pytest-jupyter has no entry point: bring its server fixtures (jp_fetch, jp_serverapp, ...) here.
@@ -72,6 +72,7 @@ HEALTH_ROUTE = ("firefox-launcher", "api", "health")
 DEFAULT_TRAITS: dict[str, Any] = {
     "xpra_command": [sys.executable, str(FAKE_XPRA)],
     "firefox_command": ["/bin/true"],
+    "pass_environment": list(FAKE_XPRA_ENV),
     "ready_timeout": 5,
     "max_sessions": 2,
 }

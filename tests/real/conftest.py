@@ -37,16 +37,17 @@ def real_user_manager() -> None:
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterServer]]:
-    """Start real Jupyter servers with given FirefoxLauncher config; stops them and checks no leak."""
+    """Start real Jupyter servers with given FirefoxLauncher config (and extra server environment
+    variables, `env=`); stops them and checks no leak."""
     before = set(our_units())
     servers: list[JupyterServer] = []
     roots: list[Path] = []
 
-    def start(**config: object) -> JupyterServer:
+    def start(env: dict[str, str] | None = None, **config: object) -> JupyterServer:
         # Short: the session sockets must fit in a unix socket address.
         root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
         roots.append(root)
-        server = JupyterServer(root, config=dict(config))
+        server = JupyterServer(root, config=dict(config), env=dict(env or {}))
         servers.append(server)
         return server.start()
 

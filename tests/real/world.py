@@ -101,6 +101,7 @@ class JupyterServer:
 
     root: Path
     config: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
     base_url: str = "/user/real-tester/"
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     port: int = field(default_factory=free_port)
@@ -132,7 +133,7 @@ class JupyterServer:
         cfg = self.root / "jupyter_server_config.json"
         cfg.write_text(json.dumps(config))
         self.log_path = self.root / "server.log"
-        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / "config"))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / "config"), **self.env)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
