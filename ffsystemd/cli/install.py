@@ -1,12 +1,10 @@
-"""`ffsystemd` command: install the shipped systemd units into the user's configuration."""
+"""`ffsystemd install-units`: install the shipped systemd units into the user's configuration."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -18,7 +16,7 @@ def shipped_unit(name: str) -> Path:
     packaged = resources.files("ffsystemd").joinpath("units_data", name)
     if packaged.is_file():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parent.parent / "units" / name
+    source = Path(__file__).resolve().parents[2] / "units" / name
     if source.is_file():
         return source
     raise FileNotFoundError(f"{name} is not shipped with this installation")
@@ -39,25 +37,3 @@ def install_units(target: Path, reload: bool = True) -> Path:
     if reload:
         subprocess.run(["systemctl", "--user", "daemon-reload"], check=True, timeout=60)
     return dest
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ffsystemd` command."""
-    parser = argparse.ArgumentParser(prog="ffsystemd", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    inst = sub.add_parser("install-units", help=f"install {SLICE} into the user's systemd config")
-    inst.add_argument("--target", type=Path, default=None, help="directory (default ~/.config/systemd/user)")
-    inst.add_argument("--no-reload", action="store_true", help="do not run systemctl --user daemon-reload")
-    args = parser.parse_args(argv)
-    if args.command == "install-units":
-        try:
-            dest = install_units(args.target or user_unit_dir(), reload=not args.no_reload)
-        except (OSError, subprocess.SubprocessError) as exc:
-            print(f"ffsystemd install-units: {exc}", file=sys.stderr)
-            return 1
-        print(f"installed {dest}; tune it with: systemctl --user edit {SLICE}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,131 @@
+"""`ffsystemd doctor`: the checks of `GET .../api/health`, plus the command that fixes each one.
+
+The checks themselves are ffsystemd.health's (one truth for the API and the CLI); this module
+adds two that only make sense from a shell (the session root and the aggregate slice) and,
+for every check that is not ok, the exact commands to run (Debian/Ubuntu package names).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..health import Check, run_checks
+from ..session_dirs import check_root_length
+from ..systemd import SystemdClient
+from .install import SLICE, user_unit_dir
+
+SLICE_DIRS = (Path("/etc/systemd/user"), Path("/usr/lib/systemd/user"), Path("/lib/systemd/user"))
+
+
+def fix_commands(check: dict[str, Any], uid: int, user: str) -> list[str]:
+    """The commands that fix a failing check (pure); [] for an ok check or one with no fix."""
+    if check["verdict"] == "ok":
+        return []
+    name, detail = check["name"], check.get("detail", "")
+    if name == "user_bus":
+        return [
+            f"sudo loginctl enable-linger {user}",
+            f"sudo systemctl start user@{uid}.service",
+            f"export DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus",
+        ]
+    if name == "user_manager":
+        return [f"sudo systemctl start user@{uid}.service", f"sudo loginctl enable-linger {user}"]
+    if name == "delegated_controllers":
+        if "unknown" in detail:
+            return []  # follows from the user manager check
+        boot_v2 = [
+            "stat -fc %T /sys/fs/cgroup   # cgroup2fs = cgroup v2 only; tmpfs = v1/hybrid",
+            "sudo sed -i 's/^GRUB_CMDLINE_LINUX=\"/&systemd.unified_cgroup_hierarchy=1 /' /etc/default/grub",
+            "sudo update-grub && sudo reboot",
+        ]
+        if "cgroup v2" in detail:
+            return boot_v2
+        delegate = [
+            "sudo mkdir -p /etc/systemd/system/user@.service.d",
+            "printf '[Service]\\nDelegate=memory pids cpu\\n' |"
+            " sudo tee /etc/systemd/system/user@.service.d/delegate.conf",
+            "sudo systemctl daemon-reload",
+            f"sudo systemctl restart user@{uid}.service   # ends this user's processes: or log out and in",
+            f"cat /sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service/cgroup.controllers",
+        ]
+        return boot_v2 + delegate if "hybrid" in detail else delegate
+    if name in ("xpra", "xpra_html5"):
+        if "PIL" in detail:
+            return ["sudo apt-get install python3-pil"]
+        return [
+            "sudo apt-get install xpra python3-pil",
+            "# or point c.FirefoxLauncher.xpra_command at the xpra program",
+        ]
+    if name == "firefox":
+        return [
+            "sudo apt-get install firefox-esr",
+            "# or set c.FirefoxLauncher.firefox_command = ['/path/to/firefox']",
+        ]
+    if name == "session_root":
+        return ["# set c.FirefoxLauncher.session_root (or --session-root) to a short directory you own"]
+    if name == "aggregate_slice":
+        return ["ffsystemd install-units", f"systemctl --user edit {SLICE}   # to tune it"]
+    return []
+
+
+def session_root_check(root: Path) -> Check:
+    """The session root: short enough for socket paths, and ours to write (or creatable)."""
+    try:
+        check_root_length(root)
+    except ValueError as exc:
+        return Check("session_root", "error", f"{root}: {exc}", "choose a shorter session_root")
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_symlink() or (existing == root and not existing.is_dir()):
+        return Check("session_root", "error", f"{root} is not a directory", "")
+    if existing.stat().st_uid != os.getuid() and existing == root:
+        return Check("session_root", "error", f"{root} is owned by another user", "")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return Check("session_root", "error", f"{existing} is not writable", "")
+    where = root if existing == root else f"{root} (created at the first launch)"
+    return Check("session_root", "ok", str(where))
+
+
+def slice_check(environ: dict[str, str] | None = None) -> Check:
+    """Whether app-ffsystemd.slice (aggregate limits of all sessions) is installed (warning if not)."""
+    for directory in (user_unit_dir(environ), *SLICE_DIRS):
+        if (directory / SLICE).is_file():
+            return Check("aggregate_slice", "ok", str(directory / SLICE))
+    return Check(
+        "aggregate_slice",
+        "warning",
+        f"{SLICE} is not installed: sessions have no limit all together",
+        "run 'ffsystemd install-units'",
+    )
+
+
+async def diagnose(
+    client: SystemdClient,
+    *,
+    xpra_command: list[str],
+    firefox_command: list[str],
+    needs_cpu: bool,
+    session_root: Path,
+) -> dict[str, Any]:
+    """Run every check; return {"verdict", "uid", "checks": [{name, verdict, detail, hint, fix}]}.
+
+    The overall verdict is `error` exactly when a launch cannot work.
+    """
+    report = await run_checks(client, xpra_command, firefox_command, needs_cpu)
+    checks = list(report["checks"])
+    checks += [asdict(session_root_check(session_root)), asdict(slice_check())]
+    uid = os.getuid()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(uid)
+    for check in checks:
+        check["fix"] = fix_commands(check, uid, user)
+    verdicts = {c["verdict"] for c in checks}
+    overall = "error" if "error" in verdicts else "warning" if "warning" in verdicts else "ok"
+    return {"verdict": overall, "uid": uid, "checks": checks}

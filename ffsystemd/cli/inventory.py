@@ -1,0 +1,161 @@
+"""Find this user's ffsystemd sessions from systemd and the session root, without a Jupyter server.
+
+A session is *ours* when its unit has our name (`app-ffsystemd-firefox-<id>.scope`) AND a
+`session-<id>` directory owned by this user exists under the session root: the same rule the
+server applies before it adopts or cleans up a unit. Units with our prefix but no directory
+here belong to another launcher (another session root) and are only ever listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import NoSuchUnit, SystemdError
+from ..limits import or_none
+from ..manager import ACTIVE_STATE_TO_STATE, METADATA_FILE
+from ..session_dirs import list_session_dirs, session_paths
+from ..systemd import SCOPE_IFACE, UNIT_IFACE, SystemdClient, UnitInfo
+from ..units import UNIT_GLOB, session_id_of, unit_name
+
+_DESCRIPTION_SERVER = re.compile(r"\bserver[=: ]\s*([A-Za-z0-9_.:@/-]+)")
+
+
+def read_metadata(session_dir: Path) -> dict[str, Any]:
+    """The session's session.json as a dict ({} when missing or unreadable)."""
+    try:
+        data = json.loads((session_dir / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def owning_server(metadata: Mapping[str, Any], description: str) -> str | None:
+    """The server that owns a session: session.json's `server`/`server_id`, else the unit's
+    Description (`... server=<id> ...`), else None (sessions from before servers had ids)."""
+    for key in ("server", "server_id"):
+        value = metadata.get(key)
+        if isinstance(value, str) and value:
+            return value
+    match = _DESCRIPTION_SERVER.search(description or "")
+    return match.group(1) if match else None
+
+
+def is_own_directory(path: Path) -> bool:
+    """True for a real directory (not a symlink) owned by this user."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def session_record(
+    session_id: str,
+    *,
+    info: UnitInfo | None,
+    props: Mapping[str, Any],
+    session_dir: Path | None,
+    metadata: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Build one session's JSON (the REST API's keys plus `server`, `ours`, `age_seconds`, ...) (pure).
+
+    `info` is the unit's ListUnitsByPatterns row (None: no unit loaded), `props` its Unit and
+    Scope properties, `session_dir` its directory under our root (None: not ours).
+    """
+    active_state = str(props.get("ActiveState") or (info.active_state if info else "inactive"))
+    state = ACTIVE_STATE_TO_STATE.get(active_state, "running")
+    live = state in ("running", "stopping", "starting")
+    created = _parse_time(metadata.get("created"))
+    if created is None and session_dir is not None:
+        try:
+            created = datetime.fromtimestamp(session_dir.stat().st_mtime, timezone.utc)
+        except OSError:
+            created = None
+    quota = or_none(props.get("CPUQuotaPerSecUSec"))
+    result = props.get("Result") or None
+    description = str(props.get("Description") or (info.description if info else ""))
+    return {
+        "id": session_id,
+        "unit": unit_name(session_id),
+        "server": owning_server(metadata, description),
+        "ours": session_dir is not None,
+        "unit_loaded": info is not None,
+        "state": state,
+        "sub_state": (props.get("SubState") or (info.sub_state if info else None)) or None,
+        "result": None if info is None else result,
+        "created": _iso(created),
+        "age_seconds": None if created is None else max(0.0, round((now - created).total_seconds(), 1)),
+        "start_url": metadata.get("start_url"),
+        "memory_current": or_none(props.get("MemoryCurrent")) if live else None,
+        "memory_max": or_none(props.get("MemoryMax")),
+        "tasks_current": or_none(props.get("TasksCurrent")) if live else None,
+        "tasks_max": or_none(props.get("TasksMax")),
+        "cpu_quota": None if quota is None else round(quota / 10_000, 2),
+        "cpu_usage_nsec": or_none(props.get("CPUUsageNSec")),
+        "last_activity": _iso(_parse_time(metadata.get("last_activity"))),
+        "session_dir": None if session_dir is None else str(session_dir),
+    }
+
+
+async def unit_props(client: SystemdClient, path: str) -> dict[str, Any]:
+    """Unit and Scope properties of a unit object ({} when it is gone or systemd refuses)."""
+    try:
+        props = await client.get_all(path, UNIT_IFACE)
+        props.update(await client.get_all(path, SCOPE_IFACE))
+    except (NoSuchUnit, SystemdError):
+        return {}
+    return props
+
+
+async def collect(
+    client: SystemdClient, root: Path, *, include_foreign: bool = False
+) -> list[dict[str, Any]]:
+    """Every session of ours (units and/or directories), oldest first; with include_foreign, also
+    units with our prefix whose directory is not under root. Raises SystemdUnavailable."""
+    units = {
+        sid: info
+        for info in await client.list_units_by_patterns([UNIT_GLOB])
+        if (sid := session_id_of(info.name)) is not None
+    }
+    dirs = {sid for sid in list_session_dirs(root) if is_own_directory(session_paths(root, sid).base)}
+    ids = sorted(set(units) | dirs) if include_foreign else sorted(dirs)
+    props = await asyncio.gather(
+        *(unit_props(client, units[sid].path) if sid in units else _nothing() for sid in ids)
+    )
+    now = datetime.now(timezone.utc)
+    records = []
+    for sid, unit in zip(ids, props, strict=True):
+        base = session_paths(root, sid).base if sid in dirs else None
+        metadata = read_metadata(base) if base is not None else {}
+        records.append(
+            session_record(sid, info=units.get(sid), props=unit, session_dir=base, metadata=metadata, now=now)
+        )
+    records.sort(key=lambda r: (r["created"] or "", r["id"]))
+    return records
+
+
+async def _nothing() -> dict[str, Any]:
+    return {}

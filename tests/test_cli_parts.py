@@ -1,0 +1,312 @@
+"""The pure parts of the `ffsystemd` command: records, ownership, selection, rendering, config, fixes."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ffsystemd import cli
+from ffsystemd.cli import config as cli_config
+from ffsystemd.cli.doctor import SLICE_DIRS, fix_commands, session_root_check, slice_check
+from ffsystemd.cli.inventory import is_own_directory, owning_server, session_record
+from ffsystemd.cli.render import duration, pair, session_row, size, table
+from ffsystemd.cli.stop import select_targets
+from ffsystemd.failed_logs import failed_log_path, failed_logs, keep_failed_log
+from ffsystemd.limits import UINT64_MAX
+from ffsystemd.systemd import UnitInfo
+
+SID = "0123456789ab"
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def info(state: str = "active", description: str = "Firefox session (ffsystemd)") -> UnitInfo:
+    return UnitInfo(f"app-ffsystemd-firefox-{SID}.scope", description, "loaded", state, "running", "/p")
+
+
+# --- records --------------------------------------------------------------------------------------
+def test_record_of_a_running_session_reads_limits_and_counters(tmp_path: Path) -> None:
+    props = {
+        "ActiveState": "active",
+        "SubState": "running",
+        "Result": "success",
+        "MemoryCurrent": 300 * 1024**2,
+        "MemoryMax": 1024**3,
+        "TasksCurrent": 42,
+        "TasksMax": 512,
+        "CPUQuotaPerSecUSec": 1_500_000,
+        "CPUUsageNSec": 2_500_000_000,
+        "Description": "Firefox session 0123456789ab (ffsystemd, server=s1)",
+    }
+    created = (NOW - timedelta(minutes=5)).isoformat()
+    record = session_record(
+        SID, info=info(), props=props, session_dir=tmp_path, metadata={"created": created}, now=NOW
+    )
+    assert record["unit"] == f"app-ffsystemd-firefox-{SID}.scope"
+    assert (record["state"], record["sub_state"], record["result"]) == ("running", "running", "success")
+    assert (record["memory_current"], record["memory_max"]) == (300 * 1024**2, 1024**3)
+    assert (record["tasks_current"], record["tasks_max"]) == (42, 512)
+    assert record["cpu_quota"] == 150
+    assert record["age_seconds"] == 300
+    assert record["created"] == "2026-12-01T11:55:00Z"
+    assert record["server"] == "s1"
+    assert record["ours"] is True and record["unit_loaded"] is True
+
+
+def test_record_maps_not_available_to_none_and_hides_counters_of_dead_units(tmp_path: Path) -> None:
+    props = {"ActiveState": "failed", "Result": "oom-kill", "MemoryCurrent": 5, "MemoryMax": UINT64_MAX}
+    record = session_record(SID, info=info("failed"), props=props, session_dir=tmp_path, metadata={}, now=NOW)
+    assert (record["state"], record["result"]) == ("failed", "oom-kill")
+    assert record["memory_current"] is None  # not live: no current figures
+    assert record["memory_max"] is None
+    assert record["created"] is not None  # from the directory's mtime
+
+
+def test_record_of_a_directory_without_unit_is_stopped(tmp_path: Path) -> None:
+    record = session_record(SID, info=None, props={}, session_dir=tmp_path, metadata={}, now=NOW)
+    assert (record["state"], record["result"], record["unit_loaded"]) == ("stopped", None, False)
+
+
+def test_record_of_a_foreign_unit_is_not_ours() -> None:
+    record = session_record(SID, info=info(), props={}, session_dir=None, metadata={}, now=NOW)
+    assert record["ours"] is False
+    assert record["state"] == "running"
+    assert record["created"] is None and record["age_seconds"] is None
+
+
+@pytest.mark.parametrize(
+    ("metadata", "description", "expected"),
+    [
+        ({"server": "abc"}, "", "abc"),
+        ({"server_id": "x1"}, "Firefox session (ffsystemd, server=zz)", "x1"),
+        ({}, "Firefox session 0123456789ab (ffsystemd, server=zz)", "zz"),
+        ({}, "Firefox session 0123456789ab (ffsystemd)", None),
+        ({"server": 3}, "", None),
+    ],
+)
+def test_owning_server(metadata: dict, description: str, expected: str | None) -> None:
+    assert owning_server(metadata, description) == expected
+
+
+def test_own_directory_refuses_symlinks_and_files(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "file").write_text("")
+    assert is_own_directory(tmp_path / "real")
+    assert not is_own_directory(tmp_path / "link")
+    assert not is_own_directory(tmp_path / "file")
+    assert not is_own_directory(tmp_path / "missing")
+
+
+# --- selecting what to stop -----------------------------------------------------------------------
+RECORDS = [
+    {"id": "aaaaaaaaaaaa", "ours": True, "server": "s1"},
+    {"id": "bbbbbbbbbbbb", "ours": True, "server": None},
+    {"id": "cccccccccccc", "ours": False, "server": "s1"},
+]
+
+
+def test_select_all_takes_only_ours() -> None:
+    chosen, refused = select_targets(RECORDS, [], all_sessions=True, server=None)
+    assert [r["id"] for r in chosen] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    assert refused == {}
+
+
+def test_select_all_of_one_server() -> None:
+    chosen, _ = select_targets(RECORDS, [], all_sessions=True, server="s1")
+    assert [r["id"] for r in chosen] == ["aaaaaaaaaaaa"]
+
+
+def test_select_ids_refuses_unknown_foreign_and_other_servers() -> None:
+    ids = ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"]
+    chosen, refused = select_targets(RECORDS, ids, all_sessions=False, server="s1")
+    assert [r["id"] for r in chosen] == ["aaaaaaaaaaaa"]
+    assert set(refused) == {"bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"}
+    assert "not ours" in refused["cccccccccccc"]
+    assert "owned by server -" in refused["bbbbbbbbbbbb"]
+    assert "no such session" in refused["dddddddddddd"]
+
+
+# --- rendering ------------------------------------------------------------------------------------
+def test_sizes_durations_pairs() -> None:
+    assert size(None) == "-"
+    assert size(512) == "512B"
+    assert size(1536 * 1024) == "1.5M"
+    assert size(2 * 1024**3) == "2G"
+    assert [duration(s) for s in (None, 5, 300, 3 * 3600 + 720, 2 * 86400 + 4 * 3600)] == [
+        "-",
+        "5s",
+        "5m",
+        "3h12m",
+        "2d4h",
+    ]
+    assert pair(None, None) == "-/inf"
+    assert pair(3, 512) == "3/512"
+
+
+def test_table_aligns_columns() -> None:
+    text = table(["A", "BB"], [["xxx", "y"], ["z", "wwww"]])
+    assert text.splitlines() == ["A    BB", "xxx  y", "z    wwww"]
+
+
+def test_session_row_marks_foreign_units() -> None:
+    record = session_record(SID, info=info(), props={}, session_dir=None, metadata={}, now=NOW)
+    row = session_row(record)
+    assert row[0] == SID and row[2] == "running (not ours)" and row[1] == "-"
+
+
+# --- config ------------------------------------------------------------------------------------------
+@pytest.fixture
+def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated Jupyter config path: JUPYTER_CONFIG_DIR=tmp/cfg, nothing else."""
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(cfg))
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", "")
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
+    monkeypatch.setattr(cli_config, "jupyter_config_path", lambda: [str(cfg)])
+    return cfg
+
+
+def test_config_defaults_are_the_traits_defaults(jupyter_dirs: Path) -> None:
+    config = cli_config.resolve(environ={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/x/bus"})
+    assert config.session_root == Path("~/.firefox-launcher/sessions").expanduser()
+    assert config.bus_address == "unix:path=/x/bus"
+    assert config.keep_profile is False
+    assert config.xpra_command == ["xpra"]
+    assert config.needs_cpu is False
+    assert config.sources == ()
+
+
+def test_config_is_read_from_the_jupyter_config_path(jupyter_dirs: Path) -> None:
+    (jupyter_dirs / "jupyter_server_config.json").write_text(
+        json.dumps({"FirefoxLauncher": {"session_root": "/tmp/r1", "keep_profile": True, "cpu_quota": "50%"}})
+    )
+    (jupyter_dirs / "jupyter_server_config.py").write_text(
+        "c.FirefoxLauncher.bus_address = 'unix:path=/y/bus'\nc.FirefoxLauncher.xpra_command = ['/bin/xp']\n"
+    )
+    config = cli_config.resolve(environ={})
+    assert config.session_root == Path("/tmp/r1")
+    assert config.keep_profile is True
+    assert config.needs_cpu is True
+    assert config.bus_address == "unix:path=/y/bus"
+    assert config.xpra_command == ["/bin/xp"]
+    assert len(config.sources) == 2
+
+
+def test_options_win_over_the_config(jupyter_dirs: Path) -> None:
+    (jupyter_dirs / "jupyter_server_config.json").write_text(
+        json.dumps({"FirefoxLauncher": {"session_root": "/tmp/r1", "bus_address": "unix:path=/y"}})
+    )
+    config = cli_config.resolve(session_root="/tmp/r2", bus_address="unix:path=/z", environ={})
+    assert (config.session_root, config.bus_address) == (Path("/tmp/r2"), "unix:path=/z")
+
+
+def test_explicit_config_file_is_the_only_one_read(jupyter_dirs: Path, tmp_path: Path) -> None:
+    (jupyter_dirs / "jupyter_server_config.json").write_text(
+        json.dumps({"FirefoxLauncher": {"session_root": "/tmp/r1"}})
+    )
+    explicit = tmp_path / "server.json"
+    explicit.write_text(json.dumps({"FirefoxLauncher": {"keep_profile": True}}))
+    config = cli_config.resolve(explicit, environ={})
+    assert config.keep_profile is True
+    assert config.session_root == Path("~/.firefox-launcher/sessions").expanduser()
+    with pytest.raises(FileNotFoundError):
+        cli_config.resolve(tmp_path / "missing.json", environ={})
+
+
+def test_broken_config_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("c.FirefoxLauncher.session_root = (\n")
+    assert cli.main(["list", "--config", str(broken)]) == cli.EXIT_USAGE
+    assert "cannot read the Jupyter config" in capsys.readouterr().err
+
+
+# --- doctor's fixes ---------------------------------------------------------------------------------
+def test_fix_commands_for_each_failing_check() -> None:
+    def fix(name: str, detail: str = "x") -> list[str]:
+        return fix_commands({"name": name, "verdict": "error", "detail": detail}, 1000, "alice")
+
+    assert "sudo loginctl enable-linger alice" in fix("user_bus")
+    assert "sudo systemctl start user@1000.service" in fix("user_manager")
+    delegate = fix("delegated_controllers", "controllers memory are not delegated")
+    assert any("Delegate=memory pids cpu" in c for c in delegate)
+    assert any("user@1000.service/cgroup.controllers" in c for c in delegate)
+    hybrid = fix("delegated_controllers", "not delegated (hybrid cgroup layout)")
+    assert any("systemd.unified_cgroup_hierarchy=1" in c for c in hybrid)
+    assert fix("delegated_controllers", "unknown: no user manager") == []
+    assert fix("xpra")[0] == "sudo apt-get install xpra python3-pil"
+    assert fix("xpra_html5", "found, but Xpra's Python lacks PIL") == ["sudo apt-get install python3-pil"]
+    assert fix("firefox")[0] == "sudo apt-get install firefox-esr"
+    assert fix("aggregate_slice")[0] == "ffsystemd install-units"
+    assert fix_commands({"name": "xpra", "verdict": "ok", "detail": ""}, 1, "a") == []
+
+
+def test_session_root_check(tmp_path: Path) -> None:
+    assert session_root_check(tmp_path).verdict == "ok"
+    assert session_root_check(tmp_path / "new" / "root").verdict == "ok"
+    (tmp_path / "file").write_text("")
+    assert session_root_check(tmp_path / "file").verdict == "error"
+    long = tmp_path / ("x" * 90)
+    assert session_root_check(long).verdict == "error"
+
+
+def test_slice_check(tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path)}
+    if not any((d / "app-ffsystemd.slice").is_file() for d in SLICE_DIRS):
+        assert slice_check(env).verdict == "warning"
+    (tmp_path / "systemd" / "user").mkdir(parents=True)
+    (tmp_path / "systemd" / "user" / "app-ffsystemd.slice").write_text("[Slice]\n")
+    assert slice_check(env).verdict == "ok"
+
+
+# --- failed-launch logs -------------------------------------------------------------------------------
+def test_failed_logs_are_kept_bounded_and_private(tmp_path: Path) -> None:
+    log = tmp_path / "xpra.log"
+    log.write_bytes(b"x" * 1000 + b"\nthe last line\n")
+    ids = [f"{i:012x}" for i in range(5)]
+    for n, sid in enumerate(ids):
+        kept = keep_failed_log(tmp_path, sid, log, max_logs=3, max_bytes=100)
+        assert kept == failed_log_path(tmp_path, sid)
+        os.utime(kept, (1000 + n, 1000 + n))
+    assert [sid for sid, _ in failed_logs(tmp_path)] == ids[::-1][:3]
+    newest = failed_log_path(tmp_path, ids[-1])
+    assert newest.read_bytes().endswith(b"the last line\n")
+    assert len(newest.read_bytes()) == 100
+    assert newest.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "failed").stat().st_mode & 0o777 == 0o700
+
+
+def test_failed_log_without_a_log_is_nothing(tmp_path: Path) -> None:
+    assert keep_failed_log(tmp_path, SID, tmp_path / "missing.log") is None
+    assert failed_logs(tmp_path) == []
+    with pytest.raises(ValueError):
+        failed_log_path(tmp_path, "../x")
+
+
+# --- arguments ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "NOT-AN-ID"],
+        ["stop"],
+        ["stop", "--all", SID],
+        ["stop", "../../etc"],
+        ["logs", "0123456789AB"],
+    ],
+)
+def test_bad_arguments_are_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == cli.EXIT_USAGE
+
+
+def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for code in range(5):
+        assert f"  {code}  " in out
