@@ -53,7 +53,7 @@ class World:
             create_session_dirs(paths)
             metadata = {"id": sid, "created": "2026-12-01T10:00:00Z", "start_url": "about:blank"}
             if server:
-                metadata["server"] = server
+                metadata["server_id"] = server
             (paths.base / "session.json").write_text(json.dumps(metadata))
             paths.xpra_log.write_text(log)
         if unit:
@@ -111,7 +111,9 @@ class World:
 
 
 @pytest.fixture
-def world(fake_systemd: FakeSystemd, tmp_path: Path) -> Iterator[World]:
+def world(fake_systemd: FakeSystemd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    # Liveness locks of (made-up) servers go to ~/.firefox-launcher/servers: a private home.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     # Short: the session sockets under it must fit in a unix socket address.
     root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
     config = tmp_path / "jupyter_server_config.json"
@@ -135,7 +137,7 @@ def test_list_json_shows_our_sessions_with_their_figures(world: World, capsys: A
     foreign = world.session(directory=False)
     code, body = world.run_json("list", capsys=capsys)
     assert code == cli.EXIT_OK
-    assert body["session_root"] == str(world.root)
+    assert body["session_roots"] == [str(world.root)]
     by_id = {s["id"]: s for s in body["sessions"]}
     assert set(by_id) == {running, leftover}  # the foreign unit is not listed by default
     one = by_id[running]
@@ -346,3 +348,59 @@ def test_doctor_without_xpra_fails_with_the_fix(world: World, capsys: Any, tmp_p
     assert "ffsystemd-no-such-xpra" in checks["xpra"]["detail"]
     assert checks["xpra"]["fix"][0] == "sudo apt-get install xpra python3-pil"
     assert checks["user_manager"]["verdict"] == "ok"
+
+
+# --- several servers, each with its own root ------------------------------------------------------
+def test_without_a_configured_root_every_servers_root_is_listed(
+    world: World, capsys: Any, tmp_path: Path
+) -> None:
+    """Roots come from the servers' liveness records; a held lock is a live server."""
+    from ffsystemd.identity import state_dir
+    from ffsystemd.liveness import try_lock
+
+    other_root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
+    try:
+        live = try_lock(state_dir(), "live-1")
+        assert live is not None
+        live.write_record({"session_root": str(world.root)})
+        dead = try_lock(state_dir(), "dead-1")
+        assert dead is not None
+        dead.write_record({"session_root": str(other_root)})
+        dead.release()
+        mine = world.session(server="live-1")
+        other = World(world.fake, other_root, world.config)
+        other.processes = world.processes
+        orphan = other.session(server="dead-1")
+        code = cli.main(
+            ["list", "--json", "--bus-address", world.fake.address, "--config", str(world.config)]
+        )
+        body = json.loads(capsys.readouterr().out)
+        assert code == cli.EXIT_OK
+        assert {str(world.root), str(other_root)} <= set(body["session_roots"])
+        by_id = {s["id"]: s for s in body["sessions"]}
+        assert (by_id[mine]["server"], by_id[mine]["server_alive"]) == ("live-1", True)
+        assert (by_id[orphan]["server"], by_id[orphan]["server_alive"]) == ("dead-1", False)
+        assert by_id[orphan]["session_root"] == str(other_root)
+        # Stopping the orphans of the dead server holds its lock meanwhile and frees it after.
+        code = cli.main(
+            [
+                "stop",
+                "--all",
+                "--server",
+                "dead-1",
+                "--bus-address",
+                world.fake.address,
+                "--config",
+                str(world.config),
+            ]
+        )
+        assert code == cli.EXIT_OK, capsys.readouterr()
+        world.fake.wait_unit_gone(unit_name(orphan))
+        assert not session_paths(other_root, orphan).base.exists()
+        assert world.fake.unit_state(unit_name(mine))[0] == "active"
+        relock = try_lock(state_dir(), "dead-1", create=False)
+        assert relock is not None
+        relock.release()
+        live.release()
+    finally:
+        shutil.rmtree(other_root, ignore_errors=True)

@@ -39,7 +39,7 @@ def test_record_of_a_running_session_reads_limits_and_counters(tmp_path: Path) -
         "TasksMax": 512,
         "CPUQuotaPerSecUSec": 1_500_000,
         "CPUUsageNSec": 2_500_000_000,
-        "Description": "Firefox session 0123456789ab (ffsystemd, server=s1)",
+        "Description": "Firefox session 0123456789ab (ffsystemd server s1)",
     }
     created = (NOW - timedelta(minutes=5)).isoformat()
     record = session_record(
@@ -80,11 +80,12 @@ def test_record_of_a_foreign_unit_is_not_ours() -> None:
 @pytest.mark.parametrize(
     ("metadata", "description", "expected"),
     [
-        ({"server": "abc"}, "", "abc"),
-        ({"server_id": "x1"}, "Firefox session (ffsystemd, server=zz)", "x1"),
-        ({}, "Firefox session 0123456789ab (ffsystemd, server=zz)", "zz"),
+        ({"server_id": "abc"}, "", "abc"),
+        ({"server_id": "x1"}, "Firefox session 0123456789ab (ffsystemd server zz)", "x1"),
+        ({}, "Firefox session 0123456789ab (ffsystemd server zz)", "zz"),
         ({}, "Firefox session 0123456789ab (ffsystemd)", None),
-        ({"server": 3}, "", None),
+        ({"server_id": 3}, "", None),
+        ({"server_id": "../x"}, "", None),
     ],
 )
 def test_owning_server(metadata: dict, description: str, expected: str | None) -> None:
@@ -173,7 +174,8 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_config_defaults_are_the_traits_defaults(jupyter_dirs: Path) -> None:
     config = cli_config.resolve(environ={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/x/bus"})
-    assert config.session_root == Path("~/.firefox-launcher/sessions").expanduser()
+    assert config.explicit_root is False
+    assert config.session_roots[-1] == Path("~/.firefox-launcher/sessions").expanduser()
     assert config.bus_address == "unix:path=/x/bus"
     assert config.keep_profile is False
     assert config.xpra_command == ["xpra"]
@@ -189,7 +191,7 @@ def test_config_is_read_from_the_jupyter_config_path(jupyter_dirs: Path) -> None
         "c.FirefoxLauncher.bus_address = 'unix:path=/y/bus'\nc.FirefoxLauncher.xpra_command = ['/bin/xp']\n"
     )
     config = cli_config.resolve(environ={})
-    assert config.session_root == Path("/tmp/r1")
+    assert config.session_roots == (Path("/tmp/r1"),)
     assert config.keep_profile is True
     assert config.needs_cpu is True
     assert config.bus_address == "unix:path=/y/bus"
@@ -202,7 +204,7 @@ def test_options_win_over_the_config(jupyter_dirs: Path) -> None:
         json.dumps({"FirefoxLauncher": {"session_root": "/tmp/r1", "bus_address": "unix:path=/y"}})
     )
     config = cli_config.resolve(session_root="/tmp/r2", bus_address="unix:path=/z", environ={})
-    assert (config.session_root, config.bus_address) == (Path("/tmp/r2"), "unix:path=/z")
+    assert (config.session_roots, config.bus_address) == ((Path("/tmp/r2"),), "unix:path=/z")
 
 
 def test_explicit_config_file_is_the_only_one_read(jupyter_dirs: Path, tmp_path: Path) -> None:
@@ -213,7 +215,7 @@ def test_explicit_config_file_is_the_only_one_read(jupyter_dirs: Path, tmp_path:
     explicit.write_text(json.dumps({"FirefoxLauncher": {"keep_profile": True}}))
     config = cli_config.resolve(explicit, environ={})
     assert config.keep_profile is True
-    assert config.session_root == Path("~/.firefox-launcher/sessions").expanduser()
+    assert config.explicit_root is False
     with pytest.raises(FileNotFoundError):
         cli_config.resolve(tmp_path / "missing.json", environ={})
 

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from ..errors import FFSystemdError, SystemdUnavailable
 from ..failed_logs import failed_log_path
+from ..identity import state_dir
 from ..process import log_tail
 from ..session_dirs import session_paths
 from ..systemd import SystemdClient
@@ -42,31 +43,36 @@ async def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
 
 
 async def _list(args: Any, config: CliConfig, client: SystemdClient, out: TextIO, err: TextIO) -> int:
-    records = await collect(client, config.session_root, include_foreign=args.foreign)
+    records = await collect(client, config.session_roots, include_foreign=args.foreign)
+    roots = [str(r) for r in config.session_roots]
     if args.json:
-        print(to_json({"session_root": str(config.session_root), "sessions": records}), file=out)
+        print(to_json({"session_roots": roots, "sessions": records}), file=out)
     elif records:
         print(table(SESSION_HEADERS, [session_row(r) for r in records]), file=out)
     else:
-        print(f"no sessions (session root {config.session_root})", file=out)
+        print(f"no sessions (session roots: {', '.join(roots)})", file=out)
     return EXIT_OK
 
 
-def _log_file(root: Path, session_id: str) -> Path | None:
+def _log_file(roots: tuple[Path, ...], session_id: str) -> Path | None:
     """The session's live Xpra log, else the kept log of its failed launch, else None."""
-    live = session_paths(root, session_id).xpra_log
-    if live.is_file():
-        return live
-    kept = failed_log_path(root, session_id)
-    return kept if kept.is_file() else None
+    for root in roots:
+        live = session_paths(root, session_id).xpra_log
+        if live.is_file():
+            return live
+    for root in roots:
+        kept = failed_log_path(root, session_id)
+        if kept.is_file():
+            return kept
+    return None
 
 
 async def _status(args: Any, config: CliConfig, client: SystemdClient, out: TextIO, err: TextIO) -> int:
-    records = await collect(client, config.session_root, include_foreign=True)
+    records = await collect(client, config.session_roots, include_foreign=True)
     record = next((r for r in records if r["id"] == args.id), None)
-    log = _log_file(config.session_root, args.id)
+    log = _log_file(config.session_roots, args.id)
     if record is None and log is None:
-        print(f"ffsystemd status: no session {args.id} (session root {config.session_root})", file=err)
+        print(f"ffsystemd status: no session {args.id}", file=err)
         return EXIT_NO_SESSION
     if record is None:  # only the kept log of a failed launch is left
         record = {"id": args.id, "state": "failed", "launch_failed": True}
@@ -111,9 +117,9 @@ async def _status(args: Any, config: CliConfig, client: SystemdClient, out: Text
 
 
 async def _logs(args: Any, config: CliConfig, client: SystemdClient, out: TextIO, err: TextIO) -> int:
-    log = _log_file(config.session_root, args.id)
+    log = _log_file(config.session_roots, args.id)
     if log is None:
-        print(f"ffsystemd logs: no Xpra log of session {args.id} under {config.session_root}", file=err)
+        print(f"ffsystemd logs: no Xpra log of session {args.id}", file=err)
         return EXIT_NO_SESSION
     if args.lines > 0:
         lines = log_tail(log, lines=args.lines, max_bytes=max(16384, args.lines * 400))
@@ -125,12 +131,11 @@ async def _logs(args: Any, config: CliConfig, client: SystemdClient, out: TextIO
 
 
 async def _stop(args: Any, config: CliConfig, client: SystemdClient, out: TextIO, err: TextIO) -> int:
-    records = await collect(client, config.session_root, include_foreign=True)
+    records = await collect(client, config.session_roots, include_foreign=True)
     targets, refused = select_targets(records, args.ids, all_sessions=args.all, server=args.server)
     keep = config.keep_profile if args.keep_profile is None else args.keep_profile
     outcomes = await stop_many(
         client,
-        config.session_root,
         targets,
         force=args.force,
         keep_profile=keep,
@@ -163,7 +168,7 @@ async def _doctor(args: Any, config: CliConfig, client: SystemdClient, out: Text
         xpra_command=config.xpra_command,
         firefox_command=config.firefox_command,
         needs_cpu=config.needs_cpu,
-        session_root=config.session_root,
+        session_roots=config.session_roots if config.explicit_root else (state_dir(),),
     )
     report["config_files"] = list(config.sources)
     if args.json:

@@ -4,7 +4,8 @@ The FirefoxLauncher traits are read from the same files a `jupyter server` reads
 (`jupyter_ffsystemd_config.{py,json}` then `jupyter_server_config.{py,json}` in every
 directory of `jupyter --paths`' config path, or one explicit `--config FILE`), without
 validating them: `ffsystemd doctor` must still run when, say, the configured xpra is missing.
-Command-line options win over the files; the trait defaults fill the rest.
+Command-line options win over the files; the trait defaults fill the rest. Without a
+configured session root the command looks at every server's root (see CliConfig).
 """
 
 from __future__ import annotations
@@ -18,17 +19,26 @@ from jupyter_core.paths import jupyter_config_path
 from traitlets.config import Config
 from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
 
+from ..identity import state_dir
 from ..limits import UINT64_MAX, parse_cpu_quota
+from ..liveness import known_servers
 from ..systemd import user_bus_address
 
 LAUNCHER = "FirefoxLauncher"
+LEGACY_ROOT = "sessions"  # ~/.firefox-launcher/sessions, the shared default before server ids
 
 
 @dataclass(frozen=True)
 class CliConfig:
-    """The launcher settings the CLI acts on."""
+    """The launcher settings the CLI acts on.
 
-    session_root: Path
+    `session_roots`: the one configured (or given) session root; without one, the roots of
+    every server this user ran (their liveness records, `ffsystemd.liveness`) plus the legacy
+    shared `~/.firefox-launcher/sessions`, since each server then has a root of its own.
+    """
+
+    session_roots: tuple[Path, ...]
+    explicit_root: bool
     bus_address: str
     keep_profile: bool
     xpra_command: list[str]
@@ -81,6 +91,14 @@ def launcher_config(config_file: Path | None = None) -> tuple[dict[str, Any], li
     return {key: section[key] for key in section}, files
 
 
+def known_roots(home: Path | None = None) -> tuple[Path, ...]:
+    """Session roots of every server this user ran (alive or not), and the legacy shared root."""
+    base = state_dir(home)
+    roots = [r.session_root.expanduser() for r in known_servers(base) if r.session_root is not None]
+    roots.append(base / LEGACY_ROOT)
+    return tuple(dict.fromkeys(roots))
+
+
 def resolve(
     config_file: Path | None = None,
     *,
@@ -103,8 +121,10 @@ def resolve(
         cpu = parse_cpu_quota(str(trait("cpu_quota")))
     except ValueError:
         cpu = UINT64_MAX
+    root = session_root or str(values.get("session_root") or "")
     return CliConfig(
-        session_root=Path(session_root or str(trait("session_root"))).expanduser(),
+        session_roots=(Path(root).expanduser(),) if root else known_roots(),
+        explicit_root=bool(root),
         bus_address=bus_address or str(trait("bus_address") or "") or user_bus_address(dict(env)),
         keep_profile=bool(trait("keep_profile")),
         xpra_command=list(trait("xpra_command") or []),

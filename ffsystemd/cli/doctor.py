@@ -110,7 +110,7 @@ async def diagnose(
     xpra_command: list[str],
     firefox_command: list[str],
     needs_cpu: bool,
-    session_root: Path,
+    session_roots: tuple[Path, ...],
 ) -> dict[str, Any]:
     """Run every check; return {"verdict", "uid", "checks": [{name, verdict, detail, hint, fix}]}.
 
@@ -118,7 +118,8 @@ async def diagnose(
     """
     report = await run_checks(client, xpra_command, firefox_command, needs_cpu)
     checks = list(report["checks"])
-    checks += [asdict(session_root_check(session_root)), asdict(slice_check())]
+    checks += [asdict(session_root_check(root)) for root in session_roots]
+    checks.append(asdict(slice_check()))
     uid = os.getuid()
     try:
         user = getpass.getuser()

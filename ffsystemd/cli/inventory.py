@@ -1,51 +1,40 @@
 """Find this user's ffsystemd sessions from systemd and the session root, without a Jupyter server.
 
 A session is *ours* when its unit has our name (`app-ffsystemd-firefox-<id>.scope`) AND a
-`session-<id>` directory owned by this user exists under the session root: the same rule the
-server applies before it adopts or cleans up a unit. Units with our prefix but no directory
-here belong to another launcher (another session root) and are only ever listed.
+`session-<id>` directory owned by this user (a real directory, not a symlink) exists under
+one of the session roots looked at. Units with our prefix but no directory there belong to
+another launcher and are only ever listed. The owning server is read the way servers read
+it (ffsystemd.ownership: `session.json`'s `server_id`, else the unit's Description).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import NoSuchUnit, SystemdError
+from ..identity import is_valid_server_id, server_id_from_description, state_dir
 from ..limits import or_none
-from ..manager import ACTIVE_STATE_TO_STATE, METADATA_FILE
+from ..liveness import is_alive
+from ..manager import ACTIVE_STATE_TO_STATE
+from ..ownership import read_metadata
 from ..session_dirs import list_session_dirs, session_paths
 from ..systemd import SCOPE_IFACE, UNIT_IFACE, SystemdClient, UnitInfo
 from ..units import UNIT_GLOB, session_id_of, unit_name
 
-_DESCRIPTION_SERVER = re.compile(r"\bserver[=: ]\s*([A-Za-z0-9_.:@/-]+)")
-
-
-def read_metadata(session_dir: Path) -> dict[str, Any]:
-    """The session's session.json as a dict ({} when missing or unreadable)."""
-    try:
-        data = json.loads((session_dir / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
 
 def owning_server(metadata: Mapping[str, Any], description: str) -> str | None:
-    """The server that owns a session: session.json's `server`/`server_id`, else the unit's
-    Description (`... server=<id> ...`), else None (sessions from before servers had ids)."""
-    for key in ("server", "server_id"):
-        value = metadata.get(key)
-        if isinstance(value, str) and value:
-            return value
-    match = _DESCRIPTION_SERVER.search(description or "")
-    return match.group(1) if match else None
+    """The server id that owns a session (pure): session.json's `server_id`, else the one in the
+    unit's Description (ffsystemd.ownership), else None (made before servers had ids)."""
+    owner = metadata.get("server_id")
+    if is_valid_server_id(owner):
+        return str(owner)
+    return server_id_from_description(description)
 
 
 def is_own_directory(path: Path) -> bool:
@@ -101,6 +90,7 @@ def session_record(
         "id": session_id,
         "unit": unit_name(session_id),
         "server": owning_server(metadata, description),
+        "server_alive": None,
         "ours": session_dir is not None,
         "unit_loaded": info is not None,
         "state": state,
@@ -116,6 +106,7 @@ def session_record(
         "cpu_quota": None if quota is None else round(quota / 10_000, 2),
         "cpu_usage_nsec": or_none(props.get("CPUUsageNSec")),
         "last_activity": _iso(_parse_time(metadata.get("last_activity"))),
+        "session_root": None if session_dir is None else str(session_dir.parent),
         "session_dir": None if session_dir is None else str(session_dir),
     }
 
@@ -131,28 +122,49 @@ async def unit_props(client: SystemdClient, path: str) -> dict[str, Any]:
 
 
 async def collect(
-    client: SystemdClient, root: Path, *, include_foreign: bool = False
+    client: SystemdClient,
+    roots: Sequence[Path],
+    *,
+    include_foreign: bool = False,
+    servers_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Every session of ours (units and/or directories), oldest first; with include_foreign, also
-    units with our prefix whose directory is not under root. Raises SystemdUnavailable."""
+    """Every session of ours (units and/or directories under any of roots), oldest first.
+
+    With include_foreign, also units with our prefix whose directory is under none of the
+    roots (`ours: false`). `server_alive` says whether the owning server's liveness lock
+    (under servers_dir, default ~/.firefox-launcher) is held. Raises SystemdUnavailable.
+    """
     units = {
         sid: info
         for info in await client.list_units_by_patterns([UNIT_GLOB])
         if (sid := session_id_of(info.name)) is not None
     }
-    dirs = {sid for sid in list_session_dirs(root) if is_own_directory(session_paths(root, sid).base)}
-    ids = sorted(set(units) | dirs) if include_foreign else sorted(dirs)
+    dirs: dict[str, Path] = {}
+    for root in roots:
+        for sid in list_session_dirs(root):
+            base = session_paths(root, sid).base
+            if sid not in dirs and is_own_directory(base):
+                dirs[sid] = base
+    ids = sorted(set(units) | set(dirs)) if include_foreign else sorted(dirs)
     props = await asyncio.gather(
         *(unit_props(client, units[sid].path) if sid in units else _nothing() for sid in ids)
     )
     now = datetime.now(timezone.utc)
+    locks = state_dir() if servers_dir is None else servers_dir
+    alive: dict[str, bool] = {}
     records = []
     for sid, unit in zip(ids, props, strict=True):
-        base = session_paths(root, sid).base if sid in dirs else None
-        metadata = read_metadata(base) if base is not None else {}
-        records.append(
-            session_record(sid, info=units.get(sid), props=unit, session_dir=base, metadata=metadata, now=now)
+        base = dirs.get(sid)
+        metadata = (read_metadata(base) or {}) if base is not None else {}
+        record = session_record(
+            sid, info=units.get(sid), props=unit, session_dir=base, metadata=metadata, now=now
         )
+        server = record["server"]
+        if server is not None:
+            if server not in alive:
+                alive[server] = is_alive(locks, server)
+            record["server_alive"] = alive[server]
+        records.append(record)
     records.sort(key=lambda r: (r["created"] or "", r["id"]))
     return records
 

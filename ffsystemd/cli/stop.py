@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FFSystemdError, NoSuchUnit, SystemdError, SystemdTimeout, SystemdUnavailable
+from ..identity import state_dir
+from ..liveness import holding_dead
 from ..session_dirs import remove_session_dir, session_paths
 from ..systemd import SystemdClient
 
@@ -120,21 +122,37 @@ async def stop_one(
 
 async def stop_many(
     client: SystemdClient,
-    root: Path,
     records: list[Mapping[str, Any]],
     *,
     force: bool,
     keep_profile: bool,
     job_timeout: float = 30.0,
+    servers_dir: Path | None = None,
 ) -> list[StopOutcome]:
-    """Stop the given sessions concurrently; raises SystemdUnavailable if the manager is gone."""
-    results = await asyncio.gather(
-        *(
-            stop_one(client, root, r, force=force, keep_profile=keep_profile, job_timeout=job_timeout)
-            for r in records
-        ),
-        return_exceptions=True,
-    )
+    """Stop the given sessions concurrently; raises SystemdUnavailable if the manager is gone.
+
+    Sessions of a server that is gone (orphans) are stopped while holding that server's
+    liveness lock (ffsystemd.liveness.holding_dead), so it cannot start again and re-adopt
+    them half-way; a live owner simply sees its units end.
+    """
+    locks = state_dir() if servers_dir is None else servers_dir
+    with contextlib.ExitStack() as held:
+        for server in sorted({r["server"] for r in records if r["server"] and not r.get("server_alive")}):
+            held.enter_context(holding_dead(locks, server))
+        results = await asyncio.gather(
+            *(
+                stop_one(
+                    client,
+                    Path(r["session_root"]),
+                    r,
+                    force=force,
+                    keep_profile=keep_profile,
+                    job_timeout=job_timeout,
+                )
+                for r in records
+            ),
+            return_exceptions=True,
+        )
     for result in results:
         if isinstance(result, BaseException):
             raise result
