@@ -1,0 +1,476 @@
+"""Attacks on a real session, tried as an attacker would (issue 8).
+
+One real Jupyter server, one real session (Xpra + Firefox) and one headless Chromium, shared by
+the tests of this module, with the user logged in to JupyterLab. The attacker controls a web
+site on 127.0.0.1 (another origin than the Jupyter server's), pages that Firefox opens, and links
+the user follows. Nothing the attacker does may reach Jupyter with the user's credentials.
+
+Waiting for something *not* to happen needs an observation window: each one ends at a positive
+event (the title shown, the client connected, the frame loaded) plus a short bounded poll, and
+fails at once when the attack shows up.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+import requests
+from playwright.sync_api import BrowserContext, Error, Frame, Page, Request, sync_playwright
+
+from .browser import CHROMIUM, CHROMIUM_ARGS, save_artifact
+from .hostile import (
+    DONE_PAGE,
+    PAYLOAD_FILE_PREFIX,
+    FakeXpraListener,
+    HostileSite,
+    cookie_header,
+    websocket_handshake,
+)
+from .world import JupyterServer, unit_gone
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+FRAME_REFUSED = re.compile(r"frame-ancestors|X-Frame-Options", re.IGNORECASE)
+QUIET_WINDOW = 3.0
+"""Seconds an attack is given, after the positive event, to show up before it counts as failed."""
+
+CLIENT_CONNECTED = "() => !!(window.client && window.client.connected === true)"
+TEXT_SHOWN = """(needle) => {
+  const walk = document.createTreeWalker(document.documentElement, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const tag = n.parentNode && n.parentNode.nodeName;
+    if (tag !== 'SCRIPT' && tag !== 'STYLE' && n.nodeValue.includes(needle)) return true;
+  }
+  return false;
+}"""
+CLICK_LINKS = """() => {
+  const links = Array.from(document.querySelectorAll('a[href^="javascript:"]'));
+  links.forEach(a => a.click());
+  return links.length;
+}"""
+REACH = """async ({api, token}) => {
+  const out = {};
+  try { out.cookie = document.cookie; } catch (e) { out.cookie = 'threw ' + e.name; }
+  out.href = location.href;
+  out.referrer = document.referrer;
+  out.origin = String(self.origin);
+  out.framed = window !== top;
+  try { out.parent = parent === window ? null : parent.location.href; } catch (e) { out.parent = null; }
+  try { out.top = top === window ? null : top.document.title; } catch (e) { out.top = null; }
+  const base = location.pathname.split('firefox-launcher/')[0];
+  const attempts = {
+    contents: [api + 'api/contents', {credentials: 'include'}],
+    contents_relative: [base + 'api/contents', {credentials: 'include'}],
+    kernelspecs: [api + 'api/kernelspecs', {credentials: 'include'}],
+    put: [api + 'api/contents/pwned-reach.txt', {method: 'PUT', credentials: 'include',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({type: 'file', format: 'text', content: 'x'})}],
+  };
+  if (token) {
+    attempts.token_query = [api + 'api/kernelspecs?token=' + token, {}];
+  }
+  out.fetch = {};
+  for (const [name, [url, init]] of Object.entries(attempts)) {
+    try { out.fetch[name] = (await fetch(url, init)).status; } catch (e) { out.fetch[name] = 'failed'; }
+  }
+  return out;
+}"""
+
+
+@dataclass
+class World:
+    """The shared real world of this module."""
+
+    server: JupyterServer
+    site: HostileSite
+    session: dict[str, Any]
+    context: BrowserContext
+    units: list[str]
+    api_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def session_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}{self.session['url']}"
+
+    def written_files(self) -> list[Path]:
+        return sorted(self.server.root.rglob(f"{PAYLOAD_FILE_PREFIX}*"))
+
+    def hostile_api_calls(self) -> list[dict[str, Any]]:
+        """Chromium's requests to a Jupyter API made by a session page (never JupyterLab's)."""
+        return [c for c in self.api_calls if "/firefox-launcher/session/" in c["frame"]]
+
+    def evidence(self) -> list[str]:
+        """Everything that shows an attack got somewhere (empty while none did)."""
+        found = [f"file written: {p}" for p in self.written_files()]
+        found += [f"payload got through: {r}" for r in self.site.successes()]
+        found += [
+            f"session page reached {c['method']} {c['url']} -> {c['status']}"
+            for c in self.hostile_api_calls()
+            if isinstance(c["status"], int) and c["status"] < 400
+        ]
+        return found
+
+    def ran(self) -> list[str]:
+        """Signs that a payload's script ran in the Xpra client at all."""
+        return [f"{s.method} {s.path} from {s.user_agent[:40]}" for s in self.site.escaped()]
+
+
+def _record_api_calls(context: BrowserContext, world_calls: list[dict[str, Any]], jupyter: str) -> None:
+    def frame_url(request: Request) -> str:
+        try:
+            return request.frame.url
+        except Error:
+            return "?"
+
+    def on_request(request: Request) -> None:
+        if request.url.startswith(jupyter) and "/api/" in request.url:
+            world_calls.append(
+                {"method": request.method, "url": request.url, "frame": frame_url(request), "status": None}
+            )
+
+    def on_finished(request: Request) -> None:
+        for call in reversed(world_calls):
+            if call["url"] == request.url and call["status"] is None:
+                response = request.response()
+                call["status"] = response.status if response else "no response"
+                return
+
+    def on_failed(request: Request) -> None:
+        for call in reversed(world_calls):
+            if call["url"] == request.url and call["status"] is None:
+                call["status"] = f"failed: {request.failure}"
+                return
+
+    context.on("request", on_request)
+    context.on("requestfinished", on_finished)
+    context.on("requestfailed", on_failed)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """A real server, one session whose Firefox opens the hostile site, a logged-in Chromium.
+
+    Other helpers' sessions may share the user manager, so the leak check looks at the units
+    of the sessions this module started.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
+    server = JupyterServer(root, config={"screen_size": "1280x800"})
+    units: list[str] = []
+    try:
+        server.start()
+        with HostileSite(server.url) as site, sync_playwright() as pw:
+            session = server.launch(url=site.page_url(site.current))
+            units.append(session["unit"])
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                world = World(server, site, session, context, units)
+                _record_api_calls(context, world.api_calls, f"http://127.0.0.1:{server.port}/")
+                login = context.new_page()
+                assert login.goto(f"{server.url}api/status?token={server.token}") is not None
+                login.close()
+                yield world
+            finally:
+                browser.close()
+            server.cleanup(all=True)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        leaked = [unit for unit in units if not unit_gone(unit)]
+        assert not leaked, f"units left behind: {leaked}"
+
+
+def client_frames(page: Page) -> list[Frame]:
+    """The frames of `page` running a connected Xpra client (wherever the client is nested)."""
+    found = []
+    for frame in page.frames:
+        try:
+            if frame.evaluate(CLIENT_CONNECTED):
+                found.append(frame)
+        except Error:
+            pass  # a frame that navigated away or was detached meanwhile
+    return found
+
+
+def poll(
+    page: Page,
+    until: Callable[[], Any],
+    what: str,
+    timeout: float,
+    evidence: Callable[[], list[str]] | None = None,
+) -> Any:
+    """Poll until() (pumping Playwright's events); fail at once when evidence() finds an attack."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = evidence() if evidence else []
+        if found:
+            save_artifact("attack-succeeded.png", page.screenshot())
+            raise AssertionError(f"attack succeeded while waiting for {what}: {found}")
+        value = until()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            save_artifact("attack-timeout.png", page.screenshot())
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        page.wait_for_timeout(100)
+
+
+def quiet(page: Page, evidence: Callable[[], list[str]], seconds: float = QUIET_WINDOW) -> None:
+    """Give the attack `seconds` more to show up (it fails at once when it does)."""
+    deadline = time.monotonic() + seconds
+    poll(page, lambda: time.monotonic() > deadline, "the quiet window to end", seconds + 5, evidence)
+
+
+@pytest.fixture(scope="module")
+def lab_view(world: World) -> Page:
+    """JupyterLab with the session's Firefox tab open, opened from the running-sessions panel."""
+    page = world.context.new_page()
+    page.goto(f"{world.server.url}lab")
+    page.locator("[data-id='jp-running-sessions']").first.click(timeout=90_000)
+    item = page.locator(".jp-FFSystemd-runningItem").first
+    item.wait_for(timeout=30_000)
+    item.locator(".jp-RunningSessions-itemLabel").click()
+    page.locator(f".jp-FFSystemd-panel[data-session-id='{world.session['id']}']").wait_for(timeout=60_000)
+    poll(page, lambda: client_frames(page), "the Xpra client in the JupyterLab tab", 90)
+    return page
+
+
+@pytest.fixture(scope="module")
+def direct_view(world: World) -> Page:
+    """The session page opened top-level (same tab), the way a link or a bookmark opens it."""
+    page = world.context.new_page()
+    page.goto(world.session_url)
+    poll(page, lambda: client_frames(page), "the Xpra client in the direct session page", 90)
+    return page
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
+def test_hostile_window_titles_reach_nothing_and_show_as_text(
+    world: World, lab_view: Page, direct_view: Page
+) -> None:
+    site = world.site
+    views = {"JupyterLab tab": lab_view, "direct page": direct_view}
+
+    def shown_as_text(name: str) -> bool:
+        title = site.title_of(name)
+        for view in views.values():
+            frames = client_frames(view)
+            for frame in frames:
+                if name == "link":  # the payload covers the page; the user clicks anywhere
+                    frame.evaluate(CLICK_LINKS)
+            if not any(frame.evaluate(TEXT_SHOWN, title) for frame in frames):
+                return False
+        return True
+
+    for name in [*site.payloads, DONE_PAGE]:
+        site.show(name)
+        poll(
+            lab_view,
+            lambda n=name: site.firefox_loaded(n),
+            f"Firefox to load page {name}",
+            60,
+            world.evidence,
+        )
+        poll(
+            lab_view,
+            lambda n=name: shown_as_text(n),
+            f"the title of page {name} shown as text in both views",
+            60,
+            world.evidence,
+        )
+    quiet(lab_view, world.evidence)
+    save_artifact("attack-titles.png", lab_view.screenshot())
+    assert world.evidence() == []
+    assert world.written_files() == []
+    assert world.hostile_api_calls() == [], "a session page called a Jupyter API"
+    assert world.ran() == [], "a title's script ran in the Xpra client (the CSP let it)"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
+def test_session_page_cannot_use_the_users_cookies_or_token(
+    world: World, lab_view: Page, direct_view: Page
+) -> None:
+    # A link with Jupyter's token in it: the token must not reach the client's page either.
+    token_view = world.context.new_page()
+    token_view.goto(f"{world.session_url}?token={world.server.token}")
+    poll(token_view, lambda: client_frames(token_view), "the client opened with ?token=", 90)
+    checked = 0
+    for name, view in {"lab": lab_view, "direct": direct_view, "token link": token_view}.items():
+        for frame in client_frames(view):
+            reach = frame.evaluate(REACH, {"api": world.server.url, "token": world.server.token})
+            checked += 1
+            assert "_xsrf" not in reach["cookie"] and "username-" not in reach["cookie"], (name, reach)
+            assert reach["origin"] == "null", (name, reach)
+            assert world.server.token not in reach["href"] + reach["referrer"], (name, reach)
+            assert reach["parent"] is None and reach["top"] is None, (name, reach)
+            for attempt, status in reach["fetch"].items():
+                assert status == "failed" or (isinstance(status, int) and status >= 400), (
+                    name,
+                    attempt,
+                    reach,
+                )
+    token_view.close()
+    assert checked >= 3
+    assert not list(world.server.root.rglob("pwned-reach*"))
+
+
+PINNED_OVERRIDES = [
+    "server=127.0.0.1&port={port}&path=/fake-xpra/&ssl=false",
+    "port={port}",
+    "port={port}&insecure=true&encryption=&password=x&username=x",
+    "serv%65r=127.0.0.1&p%6Frt={port}",
+    "=port={port}",
+    "sharing=true&port={jport}&port={port}",
+]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
+@pytest.mark.parametrize("entry", ["", "index.html"])
+def test_client_options_from_a_link_cannot_point_the_client_elsewhere(world: World, entry: str) -> None:
+    with FakeXpraListener() as fake:
+        for template in PINNED_OVERRIDES:
+            query = template.format(port=fake.port, jport=world.server.port)
+            page = world.context.new_page()
+            page.goto(f"{world.session_url}{entry}?{query}")
+
+            def own_client(page: Page = page) -> Frame | None:
+                if fake.connections:
+                    raise AssertionError(f"the client connected to the fake Xpra: {fake.connections}")
+                frames = client_frames(page)
+                return frames[0] if frames else None
+
+            frame = poll(page, own_client, f"the client to connect with ?{query}", 60)
+            uri = frame.evaluate("() => client.uri")
+            host = urlsplit(uri)
+            assert (host.hostname, host.port) == ("127.0.0.1", world.server.port), (query, uri)
+            assert f"/firefox-launcher/session/{world.session['id']}/" in host.path, (query, uri)
+            page.close()
+        assert fake.connections == []
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
+def test_another_origin_cannot_frame_the_session_page(world: World) -> None:
+    targets = [world.session_url, lambda: f"http://127.0.0.1:{world.server.port}{capability_url(world)}"]
+    for target_or_later in targets:  # the capability URL too, had it leaked
+        target = target_or_later() if callable(target_or_later) else target_or_later
+        page = world.context.new_page()
+        sockets: list[str] = []
+        page.on("websocket", lambda ws, s=sockets: s.append(ws.url))
+        refusals: list[str] = []
+        page.on("console", lambda m, r=refusals: r.append(m.text) if FRAME_REFUSED.search(m.text) else None)
+        response = page.goto(f"{world.site.origin}/frame?src={quote(target, safe='')}", wait_until="load")
+        assert response is not None and response.ok
+        assert len(page.frames) >= 2, "the framing page has no frame"
+        for frame in page.frames[1:]:
+            try:
+                has_client = frame.evaluate("() => typeof window.client !== 'undefined'")
+            except Error:
+                has_client = False
+            assert not has_client, f"{target} framed by {world.site.origin}: {frame.url}"
+        assert sockets == [], f"the framed session page opened websockets: {sockets}"
+        assert refusals, "Chromium did not report refusing the frame (frame-ancestors or X-Frame-Options)"
+        page.close()
+
+
+def capability_url(world: World) -> str:
+    """Where the cookie-authenticated session page sends the browser: the capability path."""
+    cookies = cookie_header(world.context.cookies())
+    reply = requests.get(world.session_url, headers={"Cookie": cookies}, allow_redirects=False, timeout=30)
+    assert reply.status_code in (301, 302, 303, 307), (reply.status_code, reply.text[:200])
+    location = reply.headers["Location"]
+    path = urlsplit(location).path
+    assert re.search(rf"/firefox-launcher/session/{world.session['id']}/c/[^/]+/", path), (
+        f"no capability in the session page's redirect: {location}"
+    )
+    assert world.server.token not in location
+    return path
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
+def test_websockets_need_the_capability_and_refuse_other_origins(world: World, direct_view: Page) -> None:
+    port, sid = world.server.port, world.session["id"]
+    cookies = cookie_header(world.context.cookies())
+    capability_url(world)  # the session page is reached through a capability at all
+    # The path the sandboxed client itself opens its websocket on.
+    capability = urlsplit(client_frames(direct_view)[0].evaluate("() => client.uri")).path
+    assert re.search(rf"/session/{sid}/c/[^/]+/", capability), capability
+    other_cap = re.sub(r"/c/[^/]+/", f"/c/{secrets.token_urlsafe(24)}/", capability)
+    plain = f"{world.server.base_url}firefox-launcher/session/{sid}/"
+    before = world.server.status(sid)["connections"]
+    refused = {
+        "capability path, foreign origin, user's cookie": (capability, "http://evil.example", cookies),
+        "capability path, the attacker's origin, user's cookie": (capability, world.site.origin, cookies),
+        "a guessed capability, opaque origin": (other_cap, "null", None),
+        "a guessed capability, opaque origin, user's cookie": (other_cap, "null", cookies),
+        "cookie path, foreign origin, user's cookie": (plain, "http://evil.example", cookies),
+        "cookie path, opaque origin, user's cookie": (plain, "null", cookies),
+    }
+    for what, (path, origin, cookie) in refused.items():
+        status = websocket_handshake(port, path, origin=origin, cookie=cookie)
+        assert status in (403, 404), (what, status)
+        assert world.server.status(sid)["connections"] == before, what
+    # The sandboxed client's own websocket (Origin: null, no cookie) is accepted: the refusals
+    # above are for their reasons, not because no websocket works.
+    assert websocket_handshake(port, capability, origin="null") == 101
+
+    # A capability opens only its own session.
+    second = world.server.launch(url="about:blank")
+    world.units.append(second["unit"])
+    try:
+        foreign = capability.replace(f"/session/{sid}/", f"/session/{second['id']}/")
+        assert websocket_handshake(port, foreign, origin="null") in (403, 404)
+        assert world.server.status(second["id"])["connections"] == 0
+    finally:
+        world.server.cleanup(id=second["id"])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
+def test_every_session_document_is_sandboxed_and_strict(world: World) -> None:
+    cookies = cookie_header(world.context.cookies())
+    capability = capability_url(world)
+    base = f"http://127.0.0.1:{world.server.port}"
+    session_path = f"{world.server.base_url}firefox-launcher/session/{world.session['id']}"
+    entries = [
+        f"{session_path}/",
+        f"{session_path}/index.html",
+        f"{session_path}/connect.html",
+        f"{session_path}/?token={world.server.token}",
+        f"{capability}",
+        f"{capability.rsplit('/', 1)[0]}/connect.html",
+    ]
+    for entry in entries:
+        url = base + entry
+        for _hop in range(5):  # follow redirects by hand, checking each hop
+            reply = requests.get(url, headers={"Cookie": cookies}, allow_redirects=False, timeout=30)
+            assert "Set-Cookie" not in reply.headers, (url, reply.headers)
+            assert "Access-Control-Allow-Origin" not in reply.headers, (url, reply.headers)
+            if reply.status_code in (301, 302, 303, 307):
+                location = reply.headers["Location"]
+                assert world.server.token not in location, (url, location)
+                url = requests.compat.urljoin(url, location)
+                continue
+            break
+        if reply.status_code >= 400:
+            continue  # a path the proxy refuses is not served at all
+        csp = reply.headers.get("Content-Security-Policy", "")
+        directives = {d.strip().split(" ")[0]: d.strip() for d in csp.split(";") if d.strip()}
+        assert "sandbox" in directives, (url, csp)
+        escapes = {"allow-same-origin", "allow-top-navigation", "allow-popups-to-escape-sandbox"}
+        escapes |= {"allow-top-navigation-by-user-activation", "allow-top-navigation-to-custom-protocols"}
+        assert not escapes & set(directives["sandbox"].split()), (url, csp)
+        assert directives.get("frame-ancestors") == "frame-ancestors 'self'", (url, csp)
+        scripts = directives.get("script-src") or directives.get("default-src") or "unset"
+        assert scripts != "unset" and "'unsafe-inline'" not in scripts, (url, csp)
+        assert "'unsafe-eval'" not in scripts and "*" not in scripts.split(), (url, csp)
+        assert reply.headers.get("X-Content-Type-Options") == "nosniff", (url, reply.headers)
+        assert reply.headers.get("Referrer-Policy") == "no-referrer", (url, reply.headers)
