@@ -1,0 +1,69 @@
+"""The `ffsystemd` command beside a running server (in-process, fake systemd): the CLI's view
+matches the REST API's, and a session the CLI stops is reported as ended by the server."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from fakes.dbus_world import FakeSystemd
+from fakes.polling import eventually
+
+from ffsystemd import cli
+from ffsystemd.cli import commands
+
+from .conftest import Api, our_units
+from .test_firefox import launched
+
+SAME_FIELDS = ("unit", "state", "created", "start_url", "memory_max", "tasks_max", "cpu_quota")
+
+
+async def run_cli(fake: FakeSystemd, root: Path, tmp_path: Path, *argv: str) -> tuple[int, str, str]:
+    """`ffsystemd ARGV` on this test's loop (the server shares it), pointed at the fake and root."""
+    config = tmp_path / "empty.json"
+    config.write_text("{}")
+    command, *rest = argv
+    args = cli.build_parser().parse_args(
+        [command, "--bus-address", fake.address, "--session-root", str(root), "--config", str(config), *rest]
+    )
+    out, err = io.StringIO(), io.StringIO()
+    code = await commands.run(args, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_list_json_matches_the_rest_api(
+    api: Api, fake_systemd: FakeSystemd, session_root: Path, tmp_path: Path
+) -> None:
+    first, second = await launched(api), await launched(api, "https://example.org/")
+    rest = {s["id"]: s for s in await api.sessions()}
+    code, out, err = await run_cli(fake_systemd, session_root, tmp_path, "list", "--json")
+    assert code == cli.EXIT_OK, err
+    mine = {s["id"]: s for s in json.loads(out)["sessions"]}
+    assert set(mine) == set(rest) == {first["id"], second["id"]}
+    for sid, session in rest.items():
+        assert {k: mine[sid][k] for k in SAME_FIELDS} == {k: session[k] for k in SAME_FIELDS}
+        assert mine[sid]["ours"] is True
+    assert (await api.cleanup(all=True)).code == 200
+
+
+async def test_stop_ends_a_session_and_the_server_notices(
+    api: Api, fake_systemd: FakeSystemd, session_root: Path, tmp_path: Path
+) -> None:
+    session, other = await launched(api), await launched(api)
+    code, out, err = await run_cli(fake_systemd, session_root, tmp_path, "stop", session["id"], "--json")
+    assert code == cli.EXIT_OK, err
+    assert json.loads(out)["stopped"] == [session["id"]]
+
+    async def reported_ended() -> Any:
+        reply = await api.session(session["id"])
+        return reply.code == 200 and reply.json["state"] in ("stopped", "failed") and reply.json
+
+    ended = await eventually(reported_ended, 10, "the server to report the stopped session")
+    assert ended["main_pid"] is None
+    assert our_units(fake_systemd) == [other["unit"]]
+    assert not (session_root / f"session-{session['id']}").exists()
+    assert [s["state"] for s in await api.sessions() if s["id"] == other["id"]] == ["running"]
+    # The ended record goes away with a cleanup, as for any ended session.
+    assert (await api.cleanup(ids=[session["id"], other["id"]])).code == 200
