@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,11 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
 
 from .commands import XpraSettings, check_env_pattern
+from .identity import ServerIdentity, check_server_id, default_session_root, server_identity, state_dir
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
+from .liveness import ServerIdInUse, ServerLock, claim
 from .manager import ManagerSettings, SessionManager
+from .orphans import Orphans
 from .session_dirs import check_root_length
 from .systemd import SystemdClient
 from .units import ScopeLimits, is_valid_slice_name
@@ -94,11 +99,23 @@ class FirefoxLauncher(ExtensionApp):
     max_sessions = Int(
         4, config=True, help="How many sessions may be starting or running at once for this server."
     )
+    server_id = Unicode(
+        "",
+        config=True,
+        help="Name of this Jupyter server among the servers of this user (1 to 32 of a-z, 0-9,"
+        " '.', '_', '-'). A server lists, proxies, culls, cleans up and re-adopts only the"
+        " sessions carrying its own id, so two servers sharing one user manager never touch each"
+        " other's Firefox. Default: under JupyterHub, from the hub's user and server name;"
+        " otherwise derived from root_dir and base_url (a second live server with the same ones"
+        " takes the next free slot, <id>-2, ...). Keep it stable across restarts, or kept"
+        " sessions are not re-adopted.",
+    )
     session_root = Unicode(
-        "~/.firefox-launcher/sessions",
+        "",
         config=True,
         help="Directory holding one session-<id>/ directory (profile, cache, temp, runtime,"
-        " sockets; mode 0700) per session. Created if missing.",
+        " sockets; mode 0700) per session. Created if missing. Default:"
+        " ~/.firefox-launcher/<server id> (one per server).",
     )
     firefox_command = List(
         Unicode(),
@@ -273,8 +290,19 @@ class FirefoxLauncher(ExtensionApp):
         except ValueError as exc:
             raise _bad("start_url", proposal["value"], str(exc)) from None
 
+    @validate("server_id")
+    def _check_server_id(self, proposal: Any) -> str:
+        if proposal["value"]:
+            try:
+                check_server_id(proposal["value"])
+            except ValueError as exc:
+                raise _bad("server_id", proposal["value"], str(exc)) from None
+        return proposal["value"]
+
     @validate("session_root")
     def _check_session_root(self, proposal: Any) -> str:
+        if not proposal["value"]:
+            return ""  # the per-server default (checked once the server id is known)
         try:
             check_root_length(Path(proposal["value"]))
         except ValueError as exc:
@@ -326,13 +354,59 @@ class FirefoxLauncher(ExtensionApp):
         """The Firefox command to run: firefox_command, or the one found on PATH."""
         return list(self.firefox_command) or find_firefox()
 
-    def manager_settings(self) -> ManagerSettings:
+    def resolve_identity(self, environ: dict[str, str] | None = None) -> ServerIdentity:
+        """This server's identity: the server_id trait, else JupyterHub's names, else derived.
+
+        See ffsystemd.identity; a derived id may still move to a free slot in claim_identity().
+        """
+        serverapp = self.serverapp
+        return server_identity(
+            configured=self.server_id,
+            environ=os.environ if environ is None else environ,
+            root_dir=str(getattr(serverapp, "root_dir", "") or os.getcwd()),
+            base_url=str(getattr(serverapp, "base_url", "") or "/"),
+        )
+
+    def resolved_session_root(self, server_id: str) -> Path:
+        """session_root, or the per-server default ~/.firefox-launcher/<server id>."""
+        if self.session_root:
+            return Path(self.session_root).expanduser()
+        root = default_session_root(server_id)
+        try:
+            check_root_length(root)
+        except ValueError as exc:
+            raise _bad("session_root", "", f"the default {root} is {exc}; set a shorter one") from None
+        return root
+
+    def claim_identity(self, identity: ServerIdentity) -> ServerLock:
+        """Take this server's liveness lock (ffsystemd.liveness); a held fixed id stops the extension."""
+        try:
+            return claim(state_dir(), identity, {"pid": os.getpid()})
+        except ServerIdInUse as exc:
+            trait = "server_id" if identity.source == "config" else "server_id (from JupyterHub)"
+            raise _bad(trait, identity.server_id, f"{exc}; give each server its own id") from None
+
+    def server_info(self) -> dict[str, Any]:
+        """Who this server is, for the health report: server id, how it was chosen, hub names."""
+        identity: ServerIdentity | None = getattr(self, "server_identity", None)
+        lock: ServerLock | None = getattr(self, "server_lock", None)
+        return {
+            "server_id": lock.server_id if lock is not None else None,
+            "source": identity.source if identity is not None else None,
+            "hub_user": identity.hub_user if identity is not None else None,
+            "hub_server_name": identity.hub_server_name if identity is not None else None,
+            "session_root": str(getattr(self, "session_root_path", "") or ""),
+        }
+
+    def manager_settings(self, session_root: Path | None = None) -> ManagerSettings:
         """Turn the (validated) traits into the session manager's settings."""
+        if session_root is None:
+            session_root = self.resolved_session_root(self.resolve_identity().server_id)
         firefox = self.resolved_firefox_command()
         if not firefox:
             raise _bad("firefox_command", [], "neither firefox nor firefox-esr is on PATH; set it")
         return ManagerSettings(
-            session_root=Path(self.session_root).expanduser(),
+            session_root=session_root,
             slice_name=self.slice,
             limits=ScopeLimits(
                 memory_max=parse_memory_max(self.memory_max),
@@ -362,15 +436,39 @@ class FirefoxLauncher(ExtensionApp):
         )
 
     def initialize_settings(self) -> None:
-        """Create the session manager (validating the whole configuration)."""
+        """Claim this server's id, create the session manager (validating the whole configuration)."""
         base_url = self.serverapp.base_url if self.serverapp is not None else "/"
-        settings = self.manager_settings()
+        identity = self.resolve_identity()
+        lock = self.claim_identity(identity)
+        try:
+            root = self.resolved_session_root(lock.server_id)
+            settings = self.manager_settings(session_root=root)
+        except BaseException:
+            lock.release()
+            raise
+        lock.write_record(
+            {
+                "pid": os.getpid(),
+                "started": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                "session_root": str(root),
+                "base_url": base_url,
+                "root_dir": str(getattr(self.serverapp, "root_dir", "") or ""),
+                "hub_user": identity.hub_user,
+                "hub_server_name": identity.hub_server_name,
+            }
+        )
+        self.server_identity, self.server_lock, self.session_root_path = identity, lock, root
+        self.log.info("ffsystemd: server id %s (%s), sessions in %s", lock.server_id, identity.source, root)
         self.session_manager = SessionManager(
             settings,
             SystemdClient(self.bus_address or None, call_timeout=self.dbus_timeout),
             url_for=lambda sid: url_path_join(base_url, "firefox-launcher", "session", sid) + "/",
         )
+        self.orphans = Orphans(
+            self.session_manager.systemd, state_dir(), lock.server_id, root, settings.job_timeout
+        )
         self.settings["ffsystemd_manager"] = self.session_manager
+        self.settings["ffsystemd_orphans"] = self.orphans
         self.settings["ffsystemd_app"] = self
 
     def initialize_handlers(self) -> None:
@@ -390,3 +488,6 @@ class FirefoxLauncher(ExtensionApp):
             action = "stopping" if self.on_shutdown == "stop" else "keeping"
             self.log.info("ffsystemd: %s sessions on shutdown", action)
             await manager.shutdown(stop_sessions=self.on_shutdown == "stop")
+        lock: ServerLock | None = getattr(self, "server_lock", None)
+        if lock is not None:
+            lock.release()  # from now on what this server kept is orphaned until it restarts

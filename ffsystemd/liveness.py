@@ -117,6 +117,9 @@ class ServerLock:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    def __del__(self) -> None:
+        self.release()
+
 
 def try_lock(state_dir: Path, server_id: str, *, create: bool = True) -> ServerLock | None:
     """Take a server id's lock now, or return None if a live server (or a cleaner) holds it."""
@@ -143,13 +146,13 @@ def is_alive(state_dir: Path, server_id: str) -> bool:
 
 
 def claim(
-    state_dir: Path, identity: ServerIdentity, record: Mapping[str, Any], wait: float = CLAIM_WAIT
+    state_dir: Path, identity: ServerIdentity, record: Mapping[str, Any], wait: float | None = None
 ) -> ServerLock:
     """Lock this server's id and write its record; returns the held lock.
 
     A derived identity takes the first free slot (`identity.candidates()`). A configured or
-    JupyterHub id has exactly one candidate: if it stays held for `wait` seconds (a cleaner
-    holds it only briefly), raises ServerIdInUse naming the holder.
+    JupyterHub id has exactly one candidate: if it stays held for `wait` seconds (default
+    CLAIM_WAIT; a cleaner holds it only briefly), raises ServerIdInUse naming the holder.
     """
     for candidate in identity.candidates():
         lock = try_lock(state_dir, candidate)
@@ -158,7 +161,7 @@ def claim(
             return lock
     if identity.source == "derived":
         raise ServerIdInUse(identity.server_id, {"pid": "several"})
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (CLAIM_WAIT if wait is None else wait)
     while time.monotonic() < deadline:
         time.sleep(0.1)
         lock = try_lock(state_dir, identity.server_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from ffsystemd.app import FORBIDDEN_XPRA_ARGS, FirefoxLauncher, find_firefox
+from ffsystemd.identity import derived_server_id, hub_server_id
 from ffsystemd.limits import UINT64_MAX
+from ffsystemd.liveness import try_lock
 from ffsystemd.manager import ManagerSettings
 
 
@@ -62,6 +65,9 @@ BAD_VALUES = [
     ("pass_environment", ["*"]),
     ("pass_environment", ["A=B"]),
     ("pass_environment", ["OK", "not ok"]),
+    ("server_id", "Bad/Id"),
+    ("server_id", "sessions"),
+    ("server_id", "x" * 33),
 ]
 
 
@@ -127,7 +133,8 @@ def test_defaults_produce_manager_settings():
     assert settings.ready_timeout == 30.0
     assert settings.keep_profile is False
     assert settings.job_timeout >= 30.0
-    assert settings.session_root == Path("~/.firefox-launcher/sessions").expanduser()
+    server_id = derived_server_id(os.getcwd(), "/")  # no Jupyter server: cwd and "/"
+    assert settings.session_root == Path("~/.firefox-launcher").expanduser() / server_id
     assert settings.xpra.xpra_command == ("xpra",)
     assert settings.xpra.screen_size == (1920, 1080)
     assert settings.xpra.extra_prefs == {}
@@ -213,3 +220,36 @@ def test_memory_max_sizes():
 def test_pass_environment_reaches_the_xpra_settings():
     app = _launcher(pass_environment=["MOZ_*", "MY_VAR"])
     assert app.manager_settings().xpra.pass_environment == ("MOZ_*", "MY_VAR")
+
+
+# --- server identity ----------------------------------------------------------------------
+
+
+def test_server_identity_from_trait_hub_or_config(monkeypatch):
+    assert _launcher(server_id="lab-a").resolve_identity({}).server_id == "lab-a"
+    hub_env = {"JUPYTERHUB_USER": "alice", "JUPYTERHUB_SERVER_NAME": "work", "JUPYTERHUB_SERVICE_PREFIX": "/"}
+    hub = FirefoxLauncher().resolve_identity(hub_env)  # no serverapp: base_url "/"
+    assert (hub.server_id, hub.source) == (hub_server_id("alice", "work"), "jupyterhub")
+    assert FirefoxLauncher().resolve_identity({}).source == "derived"
+
+
+def test_default_session_root_is_per_server_and_explicit_root_wins(tmp_path):
+    app = FirefoxLauncher()
+    assert app.resolved_session_root("lab-a") == Path.home() / ".firefox-launcher" / "lab-a"
+    assert app.resolved_session_root("lab-a") != app.resolved_session_root("lab-b")
+    assert _launcher(session_root=str(tmp_path)).resolved_session_root("lab-a") == tmp_path
+
+
+def test_a_server_id_held_by_a_live_server_stops_the_extension_naming_the_trait(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    other = try_lock(tmp_path / ".firefox-launcher", "lab-a")  # another live server
+    assert other is not None
+    other.write_record({"pid": 4242})
+    app = _launcher(server_id="lab-a")
+    monkeypatch.setattr("ffsystemd.liveness.CLAIM_WAIT", 0.2)
+    with pytest.raises(TraitError, match=r"c\.FirefoxLauncher\.server_id = 'lab-a'.*pid 4242"):
+        app.claim_identity(app.resolve_identity({}))
+    other.release()
+    lock = app.claim_identity(app.resolve_identity({}))
+    assert lock.server_id == "lab-a"
+    lock.release()

@@ -1,4 +1,10 @@
-"""POST /firefox-launcher/api/cleanup: stop sessions this launcher created."""
+"""POST /firefox-launcher/api/cleanup: stop sessions this launcher created, or orphans on request.
+
+`{"id": ID}`, `{"ids": [...]}` and `{"all": true}` act only on this server's own sessions
+(ffsystemd.ownership). `{"orphans": true}` removes the sessions of dead servers of this user
+(ffsystemd.orphans) and answers `{"stopped": [ids], "errors": {id or server id: message},
+"orphans": [the removed orphans' JSON]}`.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +35,13 @@ class CleanupHandler(FFSystemdAPIHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        self.reject_unknown_keys(body, {"id", "ids", "all", "force", "keep_profile"})
-        selectors = [key for key in ("id", "ids", "all") if key in body]
+        self.reject_unknown_keys(body, {"id", "ids", "all", "orphans", "force", "keep_profile"})
+        selectors = [key for key in ("id", "ids", "all", "orphans") if key in body]
         if len(selectors) != 1:
-            raise web.HTTPError(400, 'give exactly one of "id", "ids" or "all"')
+            raise web.HTTPError(400, 'give exactly one of "id", "ids", "all" or "orphans"')
+        if "orphans" in body:
+            await self._cleanup_orphans(body)
+            return
         force = _flag(body, "force")
         keep_profile = _flag(body, "keep_profile") if "keep_profile" in body else None
         if "all" in body:
@@ -54,3 +63,15 @@ class CleanupHandler(FFSystemdAPIHandler):
         except FFSystemdError as exc:
             raise self.http_error_for(exc) from None
         self.finish(json.dumps({"stopped": stopped, "errors": errors}))
+
+    async def _cleanup_orphans(self, body: dict[str, Any]) -> None:
+        if body["orphans"] is not True:
+            raise web.HTTPError(400, '"orphans" must be true')
+        if set(body) != {"orphans"}:
+            raise web.HTTPError(400, '"orphans" takes no options (orphans are always stopped and removed)')
+        try:
+            cleaned, errors = await self.settings["ffsystemd_orphans"].cleanup()
+        except FFSystemdError as exc:
+            raise self.http_error_for(exc) from None
+        stopped = [o["id"] for o in cleaned]
+        self.finish(json.dumps({"stopped": stopped, "errors": errors, "orphans": cleaned}))

@@ -104,12 +104,17 @@ def revive(fake: FakeSystemd, prepare: Callable[[], None] | None = None) -> None
 
 
 def start_scope(
-    fake: FakeSystemd, name: str, pid: int, collect_mode: str = "inactive-or-failed", wait_active: bool = True
+    fake: FakeSystemd,
+    name: str,
+    pid: int,
+    collect_mode: str = "inactive-or-failed",
+    wait_active: bool = True,
+    description: str = "restored by the test",
 ) -> None:
     """StartTransientUnit of a scope holding pid, through the fake's control connection."""
     assert fake._conn is not None, "the fake systemd manager is not running"
     props = [
-        ("Description", dbus.String("restored by the test", variant_level=1)),
+        ("Description", dbus.String(description, variant_level=1)),
         ("PIDs", dbus.Array([dbus.UInt32(pid)], signature="u", variant_level=1)),
         ("Slice", dbus.String("app-ffsystemd.slice", variant_level=1)),
         ("CollectMode", dbus.String(collect_mode, variant_level=1)),
