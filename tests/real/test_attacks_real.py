@@ -53,8 +53,9 @@ TEXT_SHOWN = """(needle) => {
   }
   return false;
 }"""
-CLICK_LINKS = """() => {
-  const links = Array.from(document.querySelectorAll('a[href^="javascript:"]'));
+CLICK_LINKS = """(site) => {
+  const links = Array.from(document.querySelectorAll('a[href]')).filter(
+    a => a.href.startsWith('javascript:') || a.href.startsWith(site));
   links.forEach(a => a.click());
   return links.length;
 }"""
@@ -113,6 +114,7 @@ class World:
         """Everything that shows an attack got somewhere (empty while none did)."""
         found = [f"file written: {p}" for p in self.written_files()]
         found += [f"payload got through: {r}" for r in self.site.successes()]
+        found += [f"a title navigated a frame to the attacker's page: {s.path}" for s in self.site.phished()]
         found += [
             f"session page reached {c['method']} {c['url']} -> {c['status']}"
             for c in self.hostile_api_calls()
@@ -266,8 +268,8 @@ def test_hostile_window_titles_reach_nothing_and_show_as_text(
         for view in views.values():
             frames = client_frames(view)
             for frame in frames:
-                if name == "link":  # the payload covers the page; the user clicks anywhere
-                    frame.evaluate(CLICK_LINKS)
+                if name in ("link", "navigate"):  # the link covers the page: any click is on it
+                    frame.evaluate(CLICK_LINKS, site.origin)
             if not any(frame.evaluate(TEXT_SHOWN, title) for frame in frames):
                 return False
         return True
