@@ -17,10 +17,10 @@ GATE_SCRIPT = 'IFS= read -r go || exit 125; [ "$go" = go ] || exit 125; exec "$@
 
 # What of the Jupyter server's environment reaches a session (Xpra, Xvfb, Firefox): only what
 # a browser needs. A name ending in `*` is a prefix. Everything else (tokens, cloud keys,
-# JUPYTER_*/JPY_*, the server's bus and display, its runtime dir) is dropped.
+# JUPYTER_*/JPY_*, the server's bus and display, its runtime dir) is dropped. HOME is not
+# passed on: a session gets its own (launcher_environment), so it never writes to the user's.
 ALLOWED_ENV = (
     "PATH",
-    "HOME",
     "USER",
     "LOGNAME",
     "SHELL",
@@ -190,13 +190,28 @@ def xpra_config_file() -> str:
 
 
 def launcher_environment(paths: SessionPaths) -> dict[str, str]:
-    """The variables the launcher sets for every session, pointing into its directory."""
+    """The variables the launcher sets for every session, pointing into its directory.
+
+    HOME is the session's own `home/`, so whatever a program writes under `~` (Firefox's
+    `~/.mozilla` or `~/.config/mozilla`, GTK, fontconfig, dconf, PulseAudio, Mesa) stays in
+    the session; the XDG homes are set explicitly too, because Xpra expands `~` from the
+    password database, not from HOME. XAUTHORITY is the session's own cookie file, which
+    create_session_dirs makes (Xpra uses it only when it exists; XPRA_PRIVATE_XAUTH keeps
+    any fallback in the session's runtime dir rather than `~/.Xauthority`).
+    """
+    home = paths.home
     return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
         "XDG_CONFIG_DIRS": str(paths.xdg_config),
         "XDG_RUNTIME_DIR": str(paths.runtime),
         "XDG_CACHE_HOME": str(paths.cache),
+        "XPRA_USER_CONF_DIRS": str(home / ".config" / "xpra"),
         "TMPDIR": str(paths.temp),
-        "XAUTHORITY": str(paths.runtime / "Xauthority"),
+        "XAUTHORITY": str(paths.xauthority),
+        "XPRA_PRIVATE_XAUTH": "1",
         "NO_AT_BRIDGE": "1",
         "MOZ_CRASHREPORTER_DISABLE": "1",
         "MOZ_NO_REMOTE": "1",
@@ -261,9 +276,27 @@ def xulstore_json() -> str:
     return json.dumps(state)
 
 
-def user_js(start_url: str, extra_prefs: Mapping[str, object] | None = None) -> str:
-    """Contents of the profile's `user.js`: a quiet first run that opens start_url."""
+def download_prefs(downloads: Path) -> dict[str, object]:
+    """Firefox saves every download to `downloads` without asking (not to `~/Downloads`)."""
+    return {
+        "browser.download.dir": str(downloads),
+        "browser.download.folderList": 2,
+        "browser.download.useDownloadDir": True,
+        "browser.download.always_ask_before_handling_new_types": False,
+        "browser.download.manager.addToRecentDocs": False,
+    }
+
+
+def user_js(
+    start_url: str, extra_prefs: Mapping[str, object] | None = None, downloads: Path | None = None
+) -> str:
+    """Contents of the profile's `user.js`: a quiet first run that opens start_url.
+
+    With downloads, Firefox saves downloads there (download_prefs); extra_prefs win over both.
+    """
     prefs = dict(DEFAULT_PREFS)
+    if downloads is not None:
+        prefs.update(download_prefs(downloads))
     prefs["browser.startup.homepage"] = start_url
     prefs["browser.startup.page"] = 1
     if extra_prefs:

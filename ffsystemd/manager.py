@@ -52,6 +52,7 @@ from .readiness import serves_html5_client
 from .session_dirs import (
     SessionPaths,
     create_session_dirs,
+    discard_session_dir,
     ensure_root,
     list_session_dirs,
     remove_session_dir,
@@ -435,7 +436,7 @@ class SessionManager:
             create_session_dirs(session.paths)
             (session.paths.profile / "xulstore.json").write_text(xulstore_json())
             (session.paths.profile / "user.js").write_text(
-                user_js(session.start_url, self.settings.xpra.extra_prefs)
+                user_js(session.start_url, self.settings.xpra.extra_prefs, session.paths.downloads)
             )
             (session.paths.xdg_config / "xpra" / "xpra.conf").write_text(xpra_config_file())
             metadata = {"id": session.id, "start_url": session.start_url, "created": _iso(session.created)}
@@ -622,9 +623,8 @@ class SessionManager:
             message = _RESULT_MESSAGES.get(result, message)
         with contextlib.suppress(FFSystemdError):
             await self.systemd.unwatch_unit(session.unit_path)
-        if not self.settings.keep_profile:
-            with contextlib.suppress(OSError, ValueError):
-                remove_session_dir(session.paths)
+        with contextlib.suppress(OSError, ValueError):
+            discard_session_dir(session.paths, self.settings.keep_profile)
         session.state, session.result, session.message = state, result, message
         session.ended_at = time.monotonic()
         self._trim_ended()
@@ -669,8 +669,8 @@ class SessionManager:
             for sid in dirs - set(units) - set(self._sessions):
                 if not self.settings.keep_profile:
                     log.info("ffsystemd: removing session directory %s without a unit", sid)
-                    with contextlib.suppress(OSError, ValueError):
-                        remove_session_dir(session_paths(root, sid))
+                with contextlib.suppress(OSError, ValueError):
+                    discard_session_dir(session_paths(root, sid), self.settings.keep_profile)
             self._stats_at = 0.0
 
     async def _adopt(self, sid: str, path: str) -> None:
@@ -718,9 +718,8 @@ class SessionManager:
                 await self.systemd.stop_unit(name, job_timeout=self.settings.job_timeout)
         with contextlib.suppress(FFSystemdError):
             await self.systemd.reset_failed_unit(name)
-        if not self.settings.keep_profile:
-            with contextlib.suppress(OSError, ValueError):
-                remove_session_dir(session_paths(self.settings.session_root, sid))
+        with contextlib.suppress(OSError, ValueError):
+            discard_session_dir(session_paths(self.settings.session_root, sid), self.settings.keep_profile)
 
     # --- stop -------------------------------------------------------------------
     async def _stop_everything(self, session: Session, force: bool) -> None:
@@ -820,11 +819,10 @@ class SessionManager:
             deadline = time.monotonic() + self.settings.job_timeout
             while session.ended_at is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        if not keep:
-            try:
-                remove_session_dir(session.paths)
-            except (OSError, ValueError) as exc:
-                return f"stopped, but the session directory was not removed: {exc}"
+        try:
+            discard_session_dir(session.paths, keep)
+        except (OSError, ValueError) as exc:
+            return f"stopped, but the session directory was not removed: {exc}"
         self._sessions.pop(session.id, None)
         return None
 

@@ -1,7 +1,13 @@
-"""Session directories under the session root: created 0700, removed only inside the root."""
+"""Session directories under the session root: created 0700, removed only inside the root.
+
+Everything a session's processes write lives in its directory: `home/` is the session's
+HOME (and XDG config/data/state homes), `cache/`, `temp/`, `runtime/` (XDG_RUNTIME_DIR and
+the X cookie), `sockets/`, `profile/`, `downloads/` and `xdg/` (Xpra's config).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -11,7 +17,11 @@ from .ids import is_valid_session_id
 
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SOCKET_SUFFIX_LENGTH = len("/session-0123456789ab/sockets/xpra.sock")
-SUBDIRS = ("profile", "cache", "temp", "runtime", "sockets", "xdg")
+SUBDIRS = ("profile", "cache", "temp", "runtime", "sockets", "xdg", "home", "downloads")
+# What cleanup removes even when the profile is kept: the credentials and leftovers of an
+# X server and Xpra that are gone (cookie, sockets, runtime files) and temporary files.
+EPHEMERAL_SUBDIRS = ("runtime", "sockets", "temp")
+KEPT_RUNTIME_FILES = ("xpra.log",)
 DIR_PREFIX = "session-"
 
 
@@ -21,6 +31,8 @@ class SessionPaths:
 
     root: Path
     session_id: str
+    downloads_dir: Path | None = None
+    """Where downloads go when an admin configured a place outside the session (else None)."""
 
     @property
     def base(self) -> Path:
@@ -49,6 +61,21 @@ class SessionPaths:
     @property
     def xdg_config(self) -> Path:
         return self.base / "xdg"
+
+    @property
+    def home(self) -> Path:
+        """The session's HOME: whatever a program writes to `~` stays in the session."""
+        return self.base / "home"
+
+    @property
+    def downloads(self) -> Path:
+        """Where Firefox saves downloads: `<session>/downloads` unless downloads_dir is set."""
+        return self.downloads_dir if self.downloads_dir is not None else self.base / "downloads"
+
+    @property
+    def xauthority(self) -> Path:
+        """The session's own X cookie file (0600), given to Xpra and Xvfb as XAUTHORITY."""
+        return self.runtime / "Xauthority"
 
     @property
     def socket(self) -> Path:
@@ -86,15 +113,18 @@ def ensure_root(root: Path) -> Path:
 
 
 def create_session_dirs(paths: SessionPaths) -> None:
-    """Create the session directory and its subdirectories, all mode 0700.
+    """Create the session directory and its subdirectories (mode 0700) and an empty X cookie (0600).
 
     Fails (FileExistsError) if the session directory already exists, so two
-    launches can never share one.
+    launches can never share one. The cookie file must exist before Xpra starts:
+    Xpra only honours XAUTHORITY when the file exists, and otherwise falls back to
+    the user's `~/.Xauthority` (from the password database, not HOME).
     """
     paths.base.mkdir(mode=0o700)
     for name in SUBDIRS:
         (paths.base / name).mkdir(mode=0o700)
     (paths.xdg_config / "xpra").mkdir(mode=0o700)
+    os.close(os.open(paths.xauthority, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 def remove_session_dir(paths: SessionPaths) -> bool:
@@ -114,6 +144,45 @@ def remove_session_dir(paths: SessionPaths) -> bool:
         return False
     shutil.rmtree(target)
     return True
+
+
+def remove_session_credentials(paths: SessionPaths) -> None:
+    """Remove what must not outlive a session's X server: cookie, sockets, runtime and temp files.
+
+    What keep_profile keeps (profile, home, cache, downloads, Xpra's log) stays. Does
+    nothing when the session directory is gone; refuses anything outside the root.
+    """
+    root = Path(paths.root).resolve()
+    base = paths.base
+    if base.parent.resolve() != root or not is_valid_session_id(paths.session_id):
+        raise ValueError(f"refusing to clean {base}: not a session directory of {root}")
+    if base.is_symlink() or not base.is_dir():
+        return
+    for name in EPHEMERAL_SUBDIRS:
+        sub = base / name
+        if sub.is_symlink() or not sub.is_dir():
+            with contextlib.suppress(FileNotFoundError):
+                sub.unlink()
+            continue
+        for entry in sub.iterdir():
+            if name == "runtime" and entry.name in KEPT_RUNTIME_FILES and not entry.is_symlink():
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def discard_session_dir(paths: SessionPaths, keep_profile: bool) -> bool:
+    """Cleanup of an ended session's directory: all of it, or with keep_profile all but the profile.
+
+    Either way no credential of the dead X server (cookie, sockets) is left. Returns
+    False if there was nothing to remove.
+    """
+    if keep_profile:
+        remove_session_credentials(paths)
+        return paths.base.exists()
+    return remove_session_dir(paths)
 
 
 def list_session_dirs(root: Path) -> list[str]:

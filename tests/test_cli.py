@@ -274,6 +274,9 @@ def test_stop_keep_profile_keeps_the_directory(world: World, capsys: Any) -> Non
     assert code == cli.EXIT_OK and f"stopped {sid}" in out and "directory kept" in out
     world.fake.wait_unit_gone(unit_name(sid))
     assert session_paths(world.root, sid).base.is_dir()
+    # ... but not the dead X server's cookie
+    assert session_paths(world.root, sid).profile.is_dir()
+    assert not session_paths(world.root, sid).xauthority.exists()
     # stopping the leftover directory then removes it
     code, _, _ = world.run("stop", sid, capsys=capsys)
     assert code == cli.EXIT_OK and not session_paths(world.root, sid).base.exists()

@@ -267,7 +267,6 @@ DROPPED = [
 ]
 KEPT = {
     "PATH": "/usr/bin:/bin",
-    "HOME": "/home/u",
     "USER": "u",
     "LOGNAME": "u",
     "LANG": "de_DE.UTF-8",
@@ -353,6 +352,30 @@ def test_session_environment_points_into_the_session():
     assert env["MOZ_CRASHREPORTER_DISABLE"] == "1"
 
 
+def test_session_has_its_own_home_and_x_cookie():
+    base = {
+        "HOME": "/home/u",
+        "XDG_CONFIG_HOME": "/home/u/.config",
+        "XDG_DATA_HOME": "/home/u/.local/share",
+        "XDG_STATE_HOME": "/home/u/.local/state",
+        "XAUTHORITY": "/home/u/.Xauthority",
+    }
+    env = session_environment(base, PATHS, ["HOME", "XDG_*", "XAUTHORITY"])
+    assert env["HOME"] == str(PATHS.home)
+    assert env["XDG_CONFIG_HOME"] == str(PATHS.home / ".config")
+    assert env["XDG_DATA_HOME"] == str(PATHS.home / ".local" / "share")
+    assert env["XDG_STATE_HOME"] == str(PATHS.home / ".local" / "state")
+    assert env["XPRA_USER_CONF_DIRS"] == str(PATHS.home / ".config" / "xpra")
+    assert env["XAUTHORITY"] == str(PATHS.xauthority)
+    assert env["XPRA_PRIVATE_XAUTH"] == "1"
+    # Nothing the launcher sets points outside the session directory.
+    base_dir = str(PATHS.base) + "/"
+    for name, value in launcher_environment(PATHS).items():
+        if value.startswith("/"):
+            assert value.startswith(base_dir), name
+    assert "/home/u" not in " ".join(env.values())
+
+
 def test_session_environment_does_not_mutate_base():
     base = {"DISPLAY": ":0", "PATH": "/bin"}
     session_environment(base, PATHS)
@@ -400,6 +423,20 @@ def test_user_js_every_line_is_a_pref():
     assert set(DEFAULT_PREFS) <= set(prefs)
     for name, value in DEFAULT_PREFS.items():
         assert prefs[name] == value
+
+
+def test_user_js_saves_downloads_in_the_given_directory_without_asking():
+    prefs = _parse_user_js(user_js("about:blank", downloads=PATHS.downloads))
+    assert prefs["browser.download.dir"] == str(PATHS.downloads)
+    assert prefs["browser.download.folderList"] == 2
+    assert prefs["browser.download.useDownloadDir"] is True
+    assert prefs["browser.download.always_ask_before_handling_new_types"] is False
+    assert "browser.download.dir" not in _parse_user_js(user_js("about:blank"))
+
+
+def test_user_js_extra_prefs_win_over_the_download_prefs():
+    text = user_js("about:blank", {"browser.download.useDownloadDir": False}, PATHS.downloads)
+    assert _parse_user_js(text)["browser.download.useDownloadDir"] is False
 
 
 def test_user_js_start_url_is_homepage():

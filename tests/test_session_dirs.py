@@ -14,8 +14,10 @@ from ffsystemd.session_dirs import (
     SessionPaths,
     check_root_length,
     create_session_dirs,
+    discard_session_dir,
     ensure_root,
     list_session_dirs,
+    remove_session_credentials,
     remove_session_dir,
     session_paths,
 )
@@ -45,6 +47,15 @@ def test_session_paths_layout(tmp_path):
     assert paths.xdg_config == base / "xdg"
     assert paths.socket == base / "sockets" / "xpra.sock"
     assert paths.xpra_log == base / "runtime" / "xpra.log"
+    assert paths.home == base / "home"
+    assert paths.downloads == base / "downloads"
+    assert paths.xauthority == base / "runtime" / "Xauthority"
+
+
+def test_downloads_dir_can_be_placed_outside_the_session(tmp_path):
+    paths = SessionPaths(tmp_path, SID, downloads_dir=tmp_path / "shared-downloads")
+    assert paths.downloads == tmp_path / "shared-downloads"
+    assert paths.home == paths.base / "home"
 
 
 @pytest.mark.parametrize("bad", ["../x", "", "ABCDEF012345", "abcdef012345/..", "abcdef012345\n"])
@@ -81,6 +92,18 @@ def test_create_session_dirs_all_0700(root):
     assert _mode(paths.xdg_config / "xpra") == 0o700
     for directory in (paths.profile, paths.cache, paths.temp, paths.runtime, paths.sockets, paths.xdg_config):
         assert directory.is_dir()
+    for directory in (paths.home, paths.downloads):
+        assert directory.is_dir() and _mode(directory) == 0o700
+
+
+def test_create_session_dirs_makes_an_empty_private_x_cookie(root):
+    paths = session_paths(root, SID)
+    create_session_dirs(paths)
+    cookie = paths.xauthority
+    assert cookie.is_file() and not cookie.is_symlink()
+    assert _mode(cookie) == 0o600
+    assert cookie.stat().st_size == 0
+    assert cookie.stat().st_uid == os.getuid()
 
 
 def test_create_session_dirs_twice_fails(root):
@@ -261,3 +284,82 @@ def test_check_root_length_counts_bytes_not_characters():
     root = Path("/" + "é" * ((MAX_SOCKET_PATH - suffix - 1) // 2 + 1))
     with pytest.raises(ValueError):
         check_root_length(root)
+
+
+def _populated(root: Path) -> SessionPaths:
+    """A session directory as a dead session leaves it: profile, home, cookie, sockets, temp files."""
+    paths = session_paths(root, SID)
+    create_session_dirs(paths)
+    paths.xauthority.write_bytes(b"cookie")
+    (paths.profile / "places.sqlite").write_text("bookmarks")
+    (paths.home / ".config" / "mozilla").mkdir(parents=True)
+    (paths.downloads / "report.pdf").write_text("pdf")
+    (paths.cache / "fontconfig").mkdir()
+    paths.xpra_log.write_text("log")
+    (paths.runtime / "firefox.exit").write_text("0")
+    (paths.runtime / "xpra" / "tmp").mkdir(parents=True)
+    (paths.runtime / "dconf").mkdir()
+    paths.socket.write_text("")  # stands for the unix socket
+    (paths.temp / "mozilla_0").mkdir()
+    (paths.temp / "x.tmp").write_text("t")
+    return paths
+
+
+def test_remove_session_credentials_keeps_the_profile_but_no_credentials(root):
+    paths = _populated(root)
+    remove_session_credentials(paths)
+    assert not paths.xauthority.exists()
+    assert list(paths.sockets.iterdir()) == []
+    assert list(paths.temp.iterdir()) == []
+    assert [p.name for p in paths.runtime.iterdir()] == ["xpra.log"]
+    assert (paths.profile / "places.sqlite").read_text() == "bookmarks"
+    assert (paths.home / ".config" / "mozilla").is_dir()
+    assert (paths.downloads / "report.pdf").read_text() == "pdf"
+    assert (paths.cache / "fontconfig").is_dir()
+
+
+def test_remove_session_credentials_does_not_follow_symlinks(root, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("precious")
+    paths = _populated(root)
+    (paths.runtime / "link").symlink_to(victim, target_is_directory=True)
+    (paths.runtime / "xpra.log").unlink()
+    (paths.runtime / "xpra.log").symlink_to(victim / "precious")
+    remove_session_credentials(paths)
+    assert (victim / "precious").read_text() == "precious"
+    assert list(paths.runtime.iterdir()) == []
+
+
+def test_remove_session_credentials_on_a_missing_directory_does_nothing(root):
+    remove_session_credentials(session_paths(root, SID))
+    assert list(root.iterdir()) == []
+
+
+def test_remove_session_credentials_refuses_base_outside_root(root, tmp_path):
+    class Moved(SessionPaths):
+        @property
+        def base(self) -> Path:
+            return tmp_path / "elsewhere" / f"session-{self.session_id}"
+
+    moved = Moved(root, SID)
+    (moved.base / "runtime").mkdir(parents=True)
+    (moved.base / "runtime" / "Xauthority").write_text("keep")
+    with pytest.raises(ValueError):
+        remove_session_credentials(moved)
+    assert (moved.base / "runtime" / "Xauthority").read_text() == "keep"
+
+
+@pytest.mark.parametrize("keep_profile", [False, True])
+def test_discard_session_dir_never_keeps_the_x_cookie(root, keep_profile):
+    paths = _populated(root)
+    assert discard_session_dir(paths, keep_profile) is True
+    assert not paths.xauthority.exists()
+    assert not paths.socket.exists()
+    assert (paths.profile / "places.sqlite").exists() is keep_profile
+    assert paths.base.exists() is keep_profile
+
+
+def test_discard_session_dir_missing_returns_false(root):
+    assert discard_session_dir(session_paths(root, SID), True) is False
+    assert discard_session_dir(session_paths(root, SID), False) is False

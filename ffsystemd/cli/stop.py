@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import FFSystemdError, NoSuchUnit, SystemdError, SystemdTimeout, SystemdUnavailable
 from ..identity import state_dir
 from ..liveness import holding_dead
-from ..session_dirs import remove_session_dir, session_paths
+from ..session_dirs import remove_session_credentials, remove_session_dir, session_paths
 from ..systemd import SystemdClient
 
 
@@ -107,6 +107,9 @@ async def stop_one(
         outcome.notes.append("no unit loaded")
     if keep_profile:
         outcome.notes.append("directory kept (keep_profile)")
+        # The profile stays; the dead X server's cookie, sockets and runtime files do not.
+        with contextlib.suppress(OSError, ValueError):
+            remove_session_credentials(session_paths(root, record["id"]))
         return outcome
     try:
         # The owning server may be removing it at the same time: gone is fine.

@@ -110,10 +110,15 @@ async def test_keep_profile_keeps_the_directory(
 ) -> None:
     session = await launched(api)
     base = session_root / f"session-{session['id']}"
+    assert (base / "runtime" / "Xauthority").is_file()
     reply = await api.cleanup(id=session["id"], keep_profile=True)
     assert reply.code == 200, reply.body
     assert reply.json["stopped"] == [session["id"]]
     assert (base / "profile" / "user.js").is_file()
+    # The profile stays; the dead X server's cookie, the sockets and temp files do not.
+    assert not (base / "runtime" / "Xauthority").exists()
+    assert list((base / "sockets").iterdir()) == []
+    assert list((base / "temp").iterdir()) == []
     assert fake_systemd.unit_state(session["unit"]) is None
     assert not process_alive(session["main_pid"])
     assert await api.sessions() == []
