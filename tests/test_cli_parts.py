@@ -104,16 +104,23 @@ def test_own_directory_refuses_symlinks_and_files(tmp_path: Path) -> None:
 
 # --- selecting what to stop -----------------------------------------------------------------------
 RECORDS = [
-    {"id": "aaaaaaaaaaaa", "ours": True, "server": "s1"},
-    {"id": "bbbbbbbbbbbb", "ours": True, "server": None},
-    {"id": "cccccccccccc", "ours": False, "server": "s1"},
+    {"id": "aaaaaaaaaaaa", "ours": True, "server": "s1", "server_alive": True},
+    {"id": "bbbbbbbbbbbb", "ours": True, "server": None, "server_alive": None},
+    {"id": "cccccccccccc", "ours": False, "server": "s1", "server_alive": True},
+    {"id": "eeeeeeeeeeee", "ours": True, "server": "gone", "server_alive": False},
+    {"id": "ffffffffffff", "ours": False, "server": "gone", "server_alive": False},
 ]
 
 
 def test_select_all_takes_only_ours() -> None:
     chosen, refused = select_targets(RECORDS, [], all_sessions=True, server=None)
-    assert [r["id"] for r in chosen] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    assert [r["id"] for r in chosen] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "eeeeeeeeeeee"]
     assert refused == {}
+
+
+def test_select_orphans_takes_ours_of_dead_servers_only() -> None:
+    chosen, _ = select_targets(RECORDS, [], all_sessions=False, server=None, orphans=True)
+    assert [r["id"] for r in chosen] == ["eeeeeeeeeeee"]
 
 
 def test_select_all_of_one_server() -> None:
@@ -296,6 +303,7 @@ def test_failed_log_without_a_log_is_nothing(tmp_path: Path) -> None:
         ["status", "NOT-AN-ID"],
         ["stop"],
         ["stop", "--all", SID],
+        ["stop", "--all", "--orphans"],
         ["stop", "../../etc"],
         ["logs", "0123456789AB"],
     ],

@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("ids", nargs="*", type=_session_id, metavar="ID")
     stop.add_argument("--all", action="store_true", help="every session of ours")
     stop.add_argument(
+        "--orphans",
+        action="store_true",
+        help="every session of ours whose owning server is gone (its liveness lock is free)",
+    )
+    stop.add_argument(
         "--force", action="store_true", help="SIGKILL the whole cgroup first, then stop and reset-failed"
     )
     stop.add_argument("--server", metavar="SERVER", help="only sessions owned by this server")
@@ -144,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "install-units":
         return _install(args)
-    if args.command == "stop" and bool(args.ids) == bool(args.all):
-        parser.error("stop: give session ids or --all (not both)")
+    if args.command == "stop" and [bool(args.ids), args.all, args.orphans].count(True) != 1:
+        parser.error("stop: give session ids, --all or --orphans (one of them)")
     from . import commands  # imports jupyter_server's traits: only when needed
 
     return asyncio.run(commands.run(args))

@@ -132,7 +132,9 @@ async def _logs(args: Any, config: CliConfig, client: SystemdClient, out: TextIO
 
 async def _stop(args: Any, config: CliConfig, client: SystemdClient, out: TextIO, err: TextIO) -> int:
     records = await collect(client, config.session_roots, include_foreign=True)
-    targets, refused = select_targets(records, args.ids, all_sessions=args.all, server=args.server)
+    targets, refused = select_targets(
+        records, args.ids, all_sessions=args.all, server=args.server, orphans=args.orphans
+    )
     keep = config.keep_profile if args.keep_profile is None else args.keep_profile
     outcomes = await stop_many(
         client,

@@ -45,14 +45,30 @@ class StopOutcome:
 
 
 def select_targets(
-    records: Iterable[Mapping[str, Any]], ids: list[str], *, all_sessions: bool, server: str | None
+    records: Iterable[Mapping[str, Any]],
+    ids: list[str],
+    *,
+    all_sessions: bool,
+    server: str | None,
+    orphans: bool = False,
 ) -> tuple[list[Mapping[str, Any]], dict[str, str]]:
     """Choose the sessions to stop (pure): (records to stop, {id: why refused}).
 
-    With all_sessions every session of ours (of `server` when given); else the given ids,
-    each of which must be ours (and owned by `server` when given).
+    With orphans every session of ours whose owning server is known and gone; with
+    all_sessions every session of ours (of `server` when given); else the given ids, each of
+    which must be ours (and owned by `server` when given).
     """
     by_id = {r["id"]: r for r in records}
+    if orphans:
+        chosen = [
+            r
+            for r in by_id.values()
+            if r["ours"]
+            and r["server"]
+            and r.get("server_alive") is False
+            and (server is None or r["server"] == server)
+        ]
+        return chosen, {}
     if all_sessions:
         chosen = [r for r in by_id.values() if r["ours"] and (server is None or r["server"] == server)]
         return chosen, {}
