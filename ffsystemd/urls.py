@@ -16,8 +16,8 @@ def check_start_url(value: object) -> str:
         raise ValueError(f"url must be a string, got {type(value).__name__}")
     if not value or len(value) > MAX_URL_LENGTH:
         raise ValueError(f"url must be 1 to {MAX_URL_LENGTH} characters long")
-    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("url must not contain whitespace or control characters")
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("url must not contain whitespace or control characters (nor lone surrogates)")
     if _ABOUT_RE.match(value):
         return value
     parts = urlsplit(value)

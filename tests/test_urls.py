@@ -72,6 +72,8 @@ def test_rejects_bad_urls(url):
         "https://example.com/\u00a0",
         "https://example.com/\u2028",
         "about:blank\n",
+        "https://example.com/\ud800",
+        "https://example.com/\udfff",
     ],
 )
 def test_rejects_whitespace_and_control_characters(url):

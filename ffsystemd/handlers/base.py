@@ -1,4 +1,10 @@
-"""Shared base of our API handlers: auth resource, JSON bodies and typed errors as HTTP."""
+"""Shared base of our API handlers: auth resource, capped JSON bodies and typed errors as HTTP.
+
+Bodies are streamed (`stream_request_body`), so nothing is buffered before `prepare()` has
+checked the announced size and Jupyter has authenticated the request (an unauthenticated or
+cross-site POST is answered 403 without its body being read); a body larger than
+MAX_BODY_BYTES, announced or chunked, is answered 413 as soon as that is known.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
+from ..bodies import MAX_BODY_BYTES, content_length_too_large, parse_json_object
 from ..errors import (
     FFSystemdError,
     LaunchError,
@@ -19,32 +26,42 @@ from ..errors import (
 )
 from ..manager import SessionManager
 
-MAX_BODY_BYTES = 64 * 1024
 
-
+@web.stream_request_body
 class FFSystemdAPIHandler(ExtensionHandlerMixin, APIHandler):
-    """Base of the REST handlers: resource `ffsystemd`, JSON errors with details."""
+    """Base of the REST handlers: resource `ffsystemd`, bodies of at most 64 KiB, JSON errors."""
 
     auth_resource = "ffsystemd"
+    _body: bytearray
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Refuse an announced oversized body (413) before authentication, then let Jupyter authenticate."""
+        self._body = bytearray()
+        if content_length_too_large(self.request.headers.get("Content-Length")):
+            raise web.HTTPError(413, f"request body too large (at most {MAX_BODY_BYTES} bytes)")
+        await super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the streamed body; answer 413 (and read no more) once it passes MAX_BODY_BYTES."""
+        if self._finished:
+            return
+        if len(self._body) + len(chunk) > MAX_BODY_BYTES:
+            error = web.HTTPError(413, f"request body too large (at most {MAX_BODY_BYTES} bytes)")
+            # Tornado stops handing us the rest and closes the connection after this answer.
+            self.send_error(413, exc_info=(web.HTTPError, error, None))
+            return
+        self._body += chunk
 
     @property
     def manager(self) -> SessionManager:
         return self.settings["ffsystemd_manager"]
 
     def json_body(self) -> dict[str, Any]:
-        """The request body as a JSON object ({} when empty); 400 for anything else."""
-        raw = self.request.body or b""
-        if len(raw) > MAX_BODY_BYTES:
-            raise web.HTTPError(413, "request body too large")
-        if not raw.strip():
-            return {}
+        """The request body as a JSON object ({} when empty); 400 saying why for anything else."""
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise web.HTTPError(400, f"request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise web.HTTPError(400, "request body must be a JSON object")
-        return data
+            return parse_json_object(bytes(self._body))
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
 
     def reject_unknown_keys(self, body: dict[str, Any], allowed: set[str]) -> None:
         """400 when the body has keys we do not understand."""
