@@ -89,6 +89,10 @@ CLEANUP_BAD_BODIES: list[bytes | str] = [
     json.dumps({"id": VALID_ID, "force": 1}),
     json.dumps({"id": VALID_ID, "keep_profile": None}),
     json.dumps({"id": VALID_ID, "unknown": True}),
+    json.dumps({"orphans": 1}),
+    json.dumps({"orphans": "yes"}),
+    json.dumps({"orphans": True, "force": True}),
+    json.dumps({"orphans": True, "all": True}),
     json.dumps({"id": VALID_ID}),  # well formed, but no such session: 404
 ]
 
