@@ -24,8 +24,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def real_user_manager() -> None:
     """The real systemd user manager; the real tests fail (not skip) without one."""
+    # The manager's own SystemState over the bus: `is-system-running` says "offline" whenever
+    # /run/systemd/system is missing here, e.g. outside the mount namespace of a private manager.
     proc = subprocess.run(
-        ["systemctl", "--user", "is-system-running"], capture_output=True, text=True, timeout=30
+        ["systemctl", "--user", "show", "--property=SystemState", "--value"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     state = proc.stdout.strip()
     if state not in ("running", "degraded"):
