@@ -19,6 +19,7 @@ from .liveness import ServerIdInUse, ServerLock, claim
 from .manager import ManagerSettings, SessionManager
 from .orphans import Orphans
 from .session_dirs import check_root_length
+from .signals import stop_on_sigint
 from .systemd import SystemdClient
 from .units import ScopeLimits, is_valid_slice_name
 from .urls import check_start_url
@@ -478,7 +479,11 @@ class FirefoxLauncher(ExtensionApp):
         self.handlers.extend(default_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Once the event loop runs: re-adopt running sessions, start culling and reconnects."""
+        """Once the event loop runs: re-adopt running sessions, start culling and reconnects.
+
+        Also makes SIGINT a clean stop (ffsystemd.signals): JupyterHub stops servers with it.
+        """
+        self._restore_sigint = stop_on_sigint(lambda: serverapp.stop(from_signal=True))
         await self.session_manager.start()
 
     async def stop_extension(self) -> None:
@@ -488,6 +493,9 @@ class FirefoxLauncher(ExtensionApp):
             action = "stopping" if self.on_shutdown == "stop" else "keeping"
             self.log.info("ffsystemd: %s sessions on shutdown", action)
             await manager.shutdown(stop_sessions=self.on_shutdown == "stop")
+        restore = getattr(self, "_restore_sigint", None)
+        if restore is not None:
+            restore()
         lock: ServerLock | None = getattr(self, "server_lock", None)
         if lock is not None:
             lock.release()  # from now on what this server kept is orphaned until it restarts

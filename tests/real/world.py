@@ -103,9 +103,12 @@ class JupyterServer:
     config: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     base_url: str = "/user/real-tester/"
+    root_dir: Path | None = None  # ServerApp.root_dir; default: root
+    default_session_root: bool = False  # leave session_root to the per-server default
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    launched: list[dict[str, Any]] = field(default_factory=list)  # every session launch() made
 
     @property
     def session_root(self) -> Path:
@@ -124,12 +127,14 @@ class JupyterServer:
                 "open_browser": False,
                 "allow_root": True,
                 "base_url": self.base_url,
-                "root_dir": str(self.root),
+                "root_dir": str(self.root_dir or self.root),
                 "jpserver_extensions": {"ffsystemd": True},
             },
             "IdentityProvider": {"token": self.token},
-            "FirefoxLauncher": {"session_root": str(self.session_root), **self.config},
+            "FirefoxLauncher": dict(self.config),
         }
+        if not self.default_session_root:
+            config["FirefoxLauncher"].setdefault("session_root", str(self.session_root))
         cfg = self.root / "jupyter_server_config.json"
         cfg.write_text(json.dumps(config))
         self.log_path = self.root / "server.log"
@@ -139,6 +144,7 @@ class JupyterServer:
                 [sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,  # no terminal, as under JupyterHub or a supervisor
                 env=env,
                 cwd=self.root,
             )
@@ -167,6 +173,7 @@ class JupyterServer:
     def launch(self, **body: Any) -> dict[str, Any]:
         resp = self.post("firefox-launcher/api/firefox", body)
         assert resp.status_code == 201, resp.text
+        self.launched.append(resp.json())
         return resp.json()
 
     def status(self, session_id: str) -> dict[str, Any]:
@@ -179,11 +186,11 @@ class JupyterServer:
         assert resp.status_code == 200, resp.text
         return resp.json()
 
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM the server (it stops or keeps sessions per on_shutdown) and wait."""
+    def stop(self, timeout: float = 60, sig: int = signal.SIGTERM) -> int:
+        """Signal the server (SIGTERM; it stops or keeps sessions per on_shutdown) and wait."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
