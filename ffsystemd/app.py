@@ -149,12 +149,12 @@ class FirefoxLauncher(ExtensionApp):
         config=True,
         help="Names of the Jupyter server's environment variables that also reach Xpra, Xvfb"
         " and Firefox (a name ending in '*' is a prefix, e.g. 'MOZ_*'). Only an allow-list"
-        " passes by default: PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TZDIR,"
+        " passes by default: PATH, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TZDIR,"
         " LOCPATH, FONTCONFIG_FILE, FONTCONFIG_PATH, XDG_DATA_DIRS and the proxy variables"
         " (http_proxy, https_proxy, ftp_proxy, all_proxy, no_proxy, in both cases); everything"
         " else (tokens, cloud keys, JUPYTER_*, JPY_*, DBUS_SESSION_BUS_ADDRESS, ...) is dropped."
-        " The variables ffsystemd sets itself (XDG_RUNTIME_DIR, XDG_CACHE_HOME, XDG_CONFIG_DIRS,"
-        " TMPDIR, XAUTHORITY, ...) always win.",
+        " The variables ffsystemd sets itself (HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR, XDG_CACHE_HOME,"
+        " XDG_CONFIG_DIRS, TMPDIR, XAUTHORITY, ...) always win: a session has its own HOME.",
     )
     start_url = Unicode(
         "about:blank",
@@ -174,7 +174,9 @@ class FirefoxLauncher(ExtensionApp):
     keep_profile = Bool(
         False,
         config=True,
-        help="Keep a session's directory (its Firefox profile) after cleanup instead of deleting it.",
+        help="Keep a session's directory (its Firefox profile, home and downloads) after cleanup"
+        " instead of deleting it. The dead X server's cookie, the sockets and the runtime and"
+        " temporary files are removed either way.",
     )
     slice = Unicode(
         "app-ffsystemd.slice",
