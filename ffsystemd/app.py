@@ -18,7 +18,7 @@ from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_
 from .liveness import ServerIdInUse, ServerLock, claim
 from .manager import ManagerSettings, SessionManager
 from .orphans import Orphans
-from .session_dirs import check_root_length
+from .session_dirs import check_root_length, ensure_root
 from .signals import stop_on_sigint
 from .systemd import SystemdClient
 from .units import ScopeLimits, is_valid_slice_name
@@ -115,8 +115,11 @@ class FirefoxLauncher(ExtensionApp):
         "",
         config=True,
         help="Directory holding one session-<id>/ directory (profile, cache, temp, runtime,"
-        " sockets; mode 0700) per session. Created if missing. Default:"
-        " ~/.firefox-launcher/<server id> (one per server).",
+        " sockets; mode 0700) per session. Created (0700) if missing. It must be the server"
+        " user's own, not a symlink and not writable by other users (group/other read bits"
+        " are removed), and every directory above it must belong to root or that user and"
+        " not be writable by others unless sticky (like /tmp); else the extension does not"
+        " start. Default: ~/.firefox-launcher/<server id> (one per server).",
     )
     firefox_command = List(
         Unicode(),
@@ -381,6 +384,21 @@ class FirefoxLauncher(ExtensionApp):
             raise _bad("session_root", "", f"the default {root} is {exc}; set a shorter one") from None
         return root
 
+    def checked_session_root(self, root: Path) -> Path:
+        """Create the session root, or accept it only if it is safely ours; return its real path.
+
+        Stops the extension (naming session_root, the path and the owner found) when the
+        root or a directory above it is a symlink or directory another user controls
+        (ffsystemd.safe_dirs), or when its real path is too long for the session sockets.
+        """
+        try:
+            real = ensure_root(root)
+            check_root_length(real)
+        except (OSError, ValueError) as exc:
+            why = str(exc) if isinstance(exc, ValueError) else f"cannot create it: {exc.strerror or exc}"
+            raise _bad("session_root", str(root), why) from None
+        return real
+
     def claim_identity(self, identity: ServerIdentity) -> ServerLock:
         """Take this server's liveness lock (ffsystemd.liveness); a held fixed id stops the extension."""
         try:
@@ -444,7 +462,7 @@ class FirefoxLauncher(ExtensionApp):
         identity = self.resolve_identity()
         lock = self.claim_identity(identity)
         try:
-            root = self.resolved_session_root(lock.server_id)
+            root = self.checked_session_root(self.resolved_session_root(lock.server_id))
             settings = self.manager_settings(session_root=root)
         except BaseException:
             lock.release()

@@ -8,12 +8,17 @@ the X cookie), `sockets/`, `profile/`, `downloads/` and `xdg/` (Xpra's config).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from .ids import is_valid_session_id
+from .safe_dirs import OPEN_DIR, UnsafeDirectory, open_child_dir, open_private_dir, private_dir
+
+log = logging.getLogger(__name__)
 
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SOCKET_SUFFIX_LENGTH = len("/session-0123456789ab/sockets/xpra.sock")
@@ -105,72 +110,122 @@ def check_root_length(root: Path) -> None:
 
 
 def ensure_root(root: Path) -> Path:
-    """Create the session root (mode 0700) if needed and return its resolved path."""
-    root = Path(root).expanduser()
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
-    return root.resolve()
+    """Create the session root (mode 0700) if needed, or accept it only if it is safely ours.
+
+    Returns its real path. Raises UnsafeDirectory (a ValueError naming the path and the
+    owner found) when the root is a symlink, is not ours, is writable by other users, or
+    sits under a directory another user controls (see ffsystemd.safe_dirs).
+    """
+    fd, real = open_private_dir(Path(root), create=True)
+    os.close(fd)
+    return Path(real)
+
+
+def _session_dir_name(paths: SessionPaths, action: str) -> str:
+    """The session directory's name in the root; ValueError unless paths.base is exactly that."""
+    name = f"{DIR_PREFIX}{paths.session_id}"
+    if not is_valid_session_id(paths.session_id) or paths.base != Path(paths.root) / name:
+        raise ValueError(f"refusing to {action} {paths.base}: not a session directory of {paths.root}")
+    return name
 
 
 def create_session_dirs(paths: SessionPaths) -> None:
     """Create the session directory and its subdirectories (mode 0700) and an empty X cookie (0600).
 
-    Fails (FileExistsError) if the session directory already exists, so two
-    launches can never share one. The cookie file must exist before Xpra starts:
-    Xpra only honours XAUTHORITY when the file exists, and otherwise falls back to
-    the user's `~/.Xauthority` (from the password database, not HOME).
+    Everything is made relative to descriptors of directories just created inside the
+    (checked) root, never through a path that could have been swapped. Fails
+    (FileExistsError) if the session directory already exists, so two launches can never
+    share one. The cookie file must exist before Xpra starts: Xpra only honours XAUTHORITY
+    when the file exists, and otherwise falls back to the user's `~/.Xauthority` (from the
+    password database, not HOME).
     """
-    paths.base.mkdir(mode=0o700)
-    for name in SUBDIRS:
-        (paths.base / name).mkdir(mode=0o700)
-    (paths.xdg_config / "xpra").mkdir(mode=0o700)
-    os.close(os.open(paths.xauthority, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    name = _session_dir_name(paths, "create")
+    with private_dir(paths.root) as root_fd:
+        os.mkdir(name, 0o700, dir_fd=root_fd)
+        base_fd = os.open(name, OPEN_DIR, dir_fd=root_fd)
+    try:
+        for sub in SUBDIRS:
+            os.mkdir(sub, 0o700, dir_fd=base_fd)
+        xdg_fd = os.open("xdg", OPEN_DIR, dir_fd=base_fd)
+        try:
+            os.mkdir("xpra", 0o700, dir_fd=xdg_fd)
+        finally:
+            os.close(xdg_fd)
+        runtime_fd = os.open("runtime", OPEN_DIR, dir_fd=base_fd)
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(paths.xauthority.name, flags, 0o600, dir_fd=runtime_fd))
+        finally:
+            os.close(runtime_fd)
+    finally:
+        os.close(base_fd)
+
+
+def _remove_entry(parent_fd: int, name: str) -> bool:
+    """Remove one entry of a directory: a real directory with all it holds, anything else unlinked.
+
+    Never follows a symlink (shutil.rmtree with dir_fd checks each directory it descends
+    into against what it listed). Returns False if there was no such entry.
+    """
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=parent_fd)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=parent_fd)
+    return True
 
 
 def remove_session_dir(paths: SessionPaths) -> bool:
     """Remove the session directory; returns False if there was nothing to remove.
 
-    Refuses (ValueError) anything that is not a direct `session-<id>` child of
-    the root, and never follows a symlink out of the root.
+    Refuses (ValueError) anything that is not a direct `session-<id>` child of the root,
+    and works relative to the root's descriptor: a session directory swapped for a
+    symlink is unlinked, never followed, and nothing outside the root is touched.
     """
-    root = Path(paths.root).resolve()
-    target = paths.base
-    if target.parent.resolve() != root or not is_valid_session_id(paths.session_id):
-        raise ValueError(f"refusing to remove {target}: not a session directory of {root}")
-    if target.is_symlink():
-        target.unlink()
-        return True
-    if not target.exists():
+    name = _session_dir_name(paths, "remove")
+    try:
+        with private_dir(paths.root) as root_fd:
+            return _remove_entry(root_fd, name)
+    except FileNotFoundError:
         return False
-    shutil.rmtree(target)
-    return True
 
 
 def remove_session_credentials(paths: SessionPaths) -> None:
     """Remove what must not outlive a session's X server: cookie, sockets, runtime and temp files.
 
     What keep_profile keeps (profile, home, cache, downloads, Xpra's log) stays. Does
-    nothing when the session directory is gone; refuses anything outside the root.
+    nothing when the session directory is gone (or is not a real directory); refuses
+    anything outside the root; follows no symlink.
     """
-    root = Path(paths.root).resolve()
-    base = paths.base
-    if base.parent.resolve() != root or not is_valid_session_id(paths.session_id):
-        raise ValueError(f"refusing to clean {base}: not a session directory of {root}")
-    if base.is_symlink() or not base.is_dir():
+    name = _session_dir_name(paths, "clean")
+    try:
+        with private_dir(paths.root) as root_fd:
+            base_fd = open_child_dir(root_fd, name)
+    except FileNotFoundError:
         return
-    for name in EPHEMERAL_SUBDIRS:
-        sub = base / name
-        if sub.is_symlink() or not sub.is_dir():
-            with contextlib.suppress(FileNotFoundError):
-                sub.unlink()
-            continue
-        for entry in sub.iterdir():
-            if name == "runtime" and entry.name in KEPT_RUNTIME_FILES and not entry.is_symlink():
+    if base_fd is None:
+        return
+    try:
+        for sub in EPHEMERAL_SUBDIRS:
+            sub_fd = open_child_dir(base_fd, sub)
+            if sub_fd is None:
+                _remove_entry(base_fd, sub)  # a symlink or file in its place
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            try:
+                for entry in os.listdir(sub_fd):
+                    if sub == "runtime" and entry in KEPT_RUNTIME_FILES:
+                        st = os.stat(entry, dir_fd=sub_fd, follow_symlinks=False)
+                        if stat.S_ISREG(st.st_mode):
+                            continue
+                    _remove_entry(sub_fd, entry)
+            finally:
+                os.close(sub_fd)
+    finally:
+        os.close(base_fd)
 
 
 def discard_session_dir(paths: SessionPaths, keep_profile: bool) -> bool:
@@ -186,13 +241,25 @@ def discard_session_dir(paths: SessionPaths, keep_profile: bool) -> bool:
 
 
 def list_session_dirs(root: Path) -> list[str]:
-    """Return the session ids that have a directory under the root."""
-    root = Path(root)
-    if not root.is_dir():
+    """Return the session ids that have a real directory of ours (not a symlink) under the root.
+
+    A missing root has none; a root that is not safely ours is not looked into (warned).
+    """
+    try:
+        with private_dir(root) as root_fd:
+            names = os.listdir(root_fd)
+            ids = []
+            for name in names:
+                sid = name[len(DIR_PREFIX) :]
+                if not name.startswith(DIR_PREFIX) or not is_valid_session_id(sid):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+                        ids.append(sid)
+    except FileNotFoundError:
         return []
-    ids = []
-    for entry in root.iterdir():
-        name = entry.name
-        if name.startswith(DIR_PREFIX) and is_valid_session_id(name[len(DIR_PREFIX) :]):
-            ids.append(name[len(DIR_PREFIX) :])
+    except UnsafeDirectory as exc:
+        log.warning("ffsystemd: not looking into session root %s: %s", root, exc)
+        return []
     return sorted(ids)
