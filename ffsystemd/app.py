@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
 
+from .admin_args import firefox_arg_refusal, managed_xpra_options, pref_refusal, xpra_arg_refusal
 from .commands import XpraSettings, check_env_pattern
 from .identity import ServerIdentity, check_server_id, default_session_root, server_identity, state_dir
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
@@ -25,21 +26,8 @@ from .units import ScopeLimits, is_valid_slice_name
 from .urls import check_start_url
 
 FIREFOX_CANDIDATES = ("firefox", "firefox-esr")
-FORBIDDEN_XPRA_ARGS = (
-    "--bind",
-    "--bind-tcp",
-    "--bind-ws",
-    "--bind-wss",
-    "--bind-ssl",
-    "--bind-ssh",
-    "--bind-rfb",
-    "--bind-vsock",
-    "--daemon",
-    "--systemd-run",
-    "--start-child",
-    "--exit-with-children",
-    "--socket-dirs",
-)
+FORBIDDEN_XPRA_ARGS = tuple(f"--{name}" for name in sorted(managed_xpra_options()))
+"""The options ffsystemd gives `xpra start` itself (refused in extra_xpra_args, see ffsystemd.admin_args)."""
 
 
 def find_firefox() -> list[str]:
@@ -52,21 +40,8 @@ def find_firefox() -> list[str]:
 
 
 def forbidden_xpra_arg(arg: str) -> str | None:
-    """Why an extra Xpra argument is refused (None if allowed).
-
-    Refused: positional arguments, any --bind* (network listeners), the options ffsystemd
-    manages, their --no- forms, and abbreviations of them (Xpra accepts unique prefixes).
-    """
-    if not arg.startswith("--") or len(arg) < 4:
-        return f"{arg!r}: only --option[=value] arguments are allowed"
-    option = arg.split("=", 1)[0]
-    positive = "--" + option[len("--no-") :] if option.startswith("--no-") else option
-    if positive.startswith("--bind") or "--bind".startswith(positive):
-        return f"{option}: network and socket listeners are managed by ffsystemd"
-    for managed in FORBIDDEN_XPRA_ARGS:
-        if managed.startswith(positive):
-            return f"{option}: {managed} is managed by ffsystemd"
-    return None
+    """Why an extra Xpra argument is refused (None if allowed); see ffsystemd.admin_args."""
+    return xpra_arg_refusal(arg)
 
 
 def _bad(trait: str, value: Any, why: str) -> TraitError:
@@ -133,18 +108,32 @@ class FirefoxLauncher(ExtensionApp):
         Unicode(),
         default_value=[],
         config=True,
-        help="Extra arguments appended to 'xpra start'. Options that would open a network"
-        " listener or move Xpra out of the session's scope (--bind*, --daemon, --systemd-run,"
-        " ...) are refused.",
+        help="Extra arguments appended to 'xpra start', each as --option=value. Refused: every"
+        " option ffsystemd gives Xpra itself (--bind, --xvfb, --start-child, --html, --daemon,"
+        " --systemd-run, --socket-dirs, --exit-with-children, --mdns, ...), their --no- forms"
+        " and abbreviations, and whole families that open listeners, run commands or change"
+        " authentication (--bind*, --tcp*, --ws*, --ssl*, --ssh*, --socket-*, --auth and"
+        " *-auth, --start*, --exec-wrapper, --env, --source*, --password-file, --encryption*,"
+        " --uid/--gid, ...); short options and separate values or positional arguments too.",
     )
     extra_firefox_args = List(
-        Unicode(), default_value=[], config=True, help="Extra arguments for Firefox, before the URL."
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Extra arguments for Firefox, before the URL. Remote control and debugging"
+        " (--remote-debugging-port, --marionette, --start-debugger-server, --remote-allow-*,"
+        " --jsdebugger, -d/-g debuggers, --headless, ...) and the profile/instance options"
+        " ffsystemd sets (--profile, -P, --new-instance, --no-remote) are refused, in any"
+        " spelling Firefox accepts (-opt, --opt, any case).",
     )
     firefox_prefs = Dict(
         default_value={},
         config=True,
         help="Extra Firefox preferences written to each session profile's user.js"
-        " (name -> bool, int or string); they override ffsystemd's quiet first-run defaults.",
+        " (name -> bool, int or string); they override ffsystemd's quiet first-run defaults."
+        " Refused: remote debugging (devtools.debugger.remote-*, devtools.debugger.prompt-connection,"
+        " devtools.chrome.enabled), Marionette (marionette.*), the remote agent (remote.*) and"
+        " where files go (browser.cache.disk.parent_directory, browser.download.dir, ...).",
     )
     pass_environment = List(
         Unicode(),
@@ -338,6 +327,14 @@ class FirefoxLauncher(ExtensionApp):
                 raise _bad("pass_environment", proposal["value"], str(exc)) from None
         return proposal["value"]
 
+    @validate("extra_firefox_args")
+    def _check_extra_firefox_args(self, proposal: Any) -> list[str]:
+        for arg in proposal["value"]:
+            reason = firefox_arg_refusal(arg)
+            if reason:
+                raise _bad("extra_firefox_args", proposal["value"], reason)
+        return proposal["value"]
+
     @validate("xpra_command", "firefox_command")
     def _check_command(self, proposal: Any) -> list[str]:
         value = proposal["value"]
@@ -353,6 +350,9 @@ class FirefoxLauncher(ExtensionApp):
         for key, val in proposal["value"].items():
             if not isinstance(key, str) or not isinstance(val, (bool, int, str)):
                 raise _bad("firefox_prefs", proposal["value"], f"{key!r}: values must be bool, int or str")
+            reason = pref_refusal(key)
+            if reason:
+                raise _bad("firefox_prefs", proposal["value"], reason)
         return proposal["value"]
 
     # --- building the runtime objects -----------------------------------------
