@@ -13,6 +13,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
 
 from .admin_args import firefox_arg_refusal, managed_xpra_options, pref_refusal, xpra_arg_refusal
+from .capability import CapabilityStore
 from .commands import XpraSettings, check_env_pattern
 from .identity import ServerIdentity, check_server_id, default_session_root, server_identity, state_dir
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
@@ -217,6 +218,47 @@ class FirefoxLauncher(ExtensionApp):
     dbus_timeout = Float(
         10.0, config=True, help="Seconds any single D-Bus call to the user manager may take."
     )
+
+    # --- the session proxy (ffsystemd.handlers.client) ---------------------------
+    max_connections_per_session = Int(
+        8,
+        config=True,
+        help="Most websocket connections one session's Xpra may have open at once through the"
+        " proxy (each tab or reload of a session's page opens one); more are answered 429.",
+    )
+    websocket_idle_timeout = Float(
+        300.0,
+        config=True,
+        help="Close a proxied websocket that carried no byte either way for this many seconds"
+        " (Xpra's client pings every few seconds while its page is open); 0 for never.",
+    )
+    capability_lifetime = Float(
+        900.0,
+        config=True,
+        help="Seconds a session page's capability (the random key in its URL that authorizes"
+        " the Xpra client's requests and websocket) stays valid without any use; it also ends"
+        " with its session, and every new opening of the session page gets a new one.",
+    )
+
+    @validate("max_connections_per_session")
+    def _check_max_connections(self, proposal: Any) -> int:
+        if not 1 <= proposal["value"] <= 1000:
+            raise _bad("max_connections_per_session", proposal["value"], "must be between 1 and 1000")
+        return proposal["value"]
+
+    @validate("websocket_idle_timeout")
+    def _check_websocket_idle_timeout(self, proposal: Any) -> float:
+        if not 0 <= proposal["value"] <= 86400:
+            raise _bad(
+                "websocket_idle_timeout", proposal["value"], "must be 0 (never) or up to 86400 seconds"
+            )
+        return proposal["value"]
+
+    @validate("capability_lifetime")
+    def _check_capability_lifetime(self, proposal: Any) -> float:
+        if not 10 <= proposal["value"] <= 7 * 86400:
+            raise _bad("capability_lifetime", proposal["value"], "must be between 10 seconds and a week")
+        return proposal["value"]
 
     # --- validation: a bad value stops the extension, naming the trait ---------
     @validate("memory_max")
@@ -490,6 +532,9 @@ class FirefoxLauncher(ExtensionApp):
         )
         self.settings["ffsystemd_manager"] = self.session_manager
         self.settings["ffsystemd_orphans"] = self.orphans
+        self.settings["ffsystemd_capabilities"] = CapabilityStore(idle_lifetime=self.capability_lifetime)
+        self.settings["ffsystemd_max_connections"] = self.max_connections_per_session
+        self.settings["ffsystemd_websocket_idle_timeout"] = self.websocket_idle_timeout
         self.settings["ffsystemd_app"] = self
 
     def initialize_handlers(self) -> None:

@@ -278,7 +278,12 @@ export class FirefoxPanel extends Widget {
     frame.className = 'jp-FFSystemd-frame';
     frame.title = 'Firefox';
     frame.src = session.url;
+    // An opaque origin for Xpra's client (no allow-same-origin): whatever runs in it cannot use
+    // this page's Jupyter credentials or reach into JupyterLab. The server's sandbox policy
+    // says the same; this covers browsers that ignore it. No popups, forms or top navigation.
+    frame.setAttribute('sandbox', 'allow-scripts');
     frame.setAttribute('allow', 'clipboard-read; clipboard-write; fullscreen');
+    frame.referrerPolicy = 'no-referrer';
     frame.setAttribute('scrolling', 'no');
     this._render('running', frame);
     this._frame = frame;

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .cleanup import CleanupHandler
+from .client import CLIENT_ROUTE, SessionClientHandler
 from .firefox import FirefoxHandler
 from .health import HealthHandler
 from .proxy import (
     ANY_SESSION_ROUTE,
     SESSION_ROOT_ROUTE,
     SESSION_ROUTE,
-    SessionProxyHandler,
+    SessionEntryHandler,
     SessionSlashHandler,
     UnknownSessionHandler,
 )
@@ -18,7 +19,8 @@ default_handlers = [
     (r"/firefox-launcher/api/firefox", FirefoxHandler),
     (r"/firefox-launcher/api/cleanup", CleanupHandler),
     (r"/firefox-launcher/api/health", HealthHandler),
-    (SESSION_ROUTE, SessionProxyHandler),
+    (CLIENT_ROUTE, SessionClientHandler),
+    (SESSION_ROUTE, SessionEntryHandler),
     (ANY_SESSION_ROUTE, UnknownSessionHandler),
     (SESSION_ROOT_ROUTE, SessionSlashHandler),
 ]
@@ -27,7 +29,8 @@ __all__ = [
     "CleanupHandler",
     "FirefoxHandler",
     "HealthHandler",
-    "SessionProxyHandler",
+    "SessionClientHandler",
+    "SessionEntryHandler",
     "SessionSlashHandler",
     "default_handlers",
 ]

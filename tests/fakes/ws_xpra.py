@@ -4,13 +4,17 @@
 Accepts the command line ffsystemd builds (`ws_xpra.py start --bind=PATH ...`; unknown options
 are ignored) and serves on the unix socket given by --bind:
 
-  GET/HEAD / and /index.html   200 text/html mentioning xpra
-  GET /echo-headers            200 JSON: {"method", "path", "query", "headers": [[name, value], ...]}
-  GET /big                     200 application/octet-stream, BIG_SIZE bytes of big_body()
+  GET/HEAD / and /index.html   200 text/html mentioning xpra, with one inline script (PAGE)
+  GET /echo-headers, /js/echo-headers.js
+                               200 JSON: {"method", "path", "query", "headers": [[name, value], ...]}
+  GET /big, /js/big.js         200 application/octet-stream, BIG_SIZE bytes of big_body()
+  GET /connect.html            200 text/html (a page of Xpra's the proxy must not serve)
   GET /ws-count                200 JSON: {"open": websockets open now, "opened": ever opened}
   GET /requests                200 JSON: [[method, path], ...] of every request received so far
                                (websocket upgrades as "WEBSOCKET"; /requests itself not recorded)
   any other GET/HEAD           404
+  every HTTP answer also carries BACKEND_HEADERS (cookies, CORS, a loose policy: the proxy
+  must not pass them on) and Content-Language: en
   any other method             405 (and recorded, so a test can see it reached the fake)
   a websocket at any path      echoes every message back with the same type (binary stays
                                binary); selects the subprotocol "binary" when offered; a text
@@ -32,7 +36,20 @@ from typing import Any
 from tornado import httpserver, netutil, web, websocket
 
 BIG_SIZE = 5 * 1024 * 1024
-PAGE = b"<!DOCTYPE html><html><head><title>xpra html5 client</title></head><body>ws fake xpra</body></html>\n"
+INLINE_SCRIPT = b"\n\t\t\tvar fake_client = 'ws fake xpra';\n\t\t"
+PAGE = (
+    b"<!DOCTYPE html><html><head><title>xpra html5 client</title>"
+    b'<script src="js/Client.js"></script></head>'
+    b"<body>ws fake xpra<script>" + INLINE_SCRIPT + b"</script></body></html>\n"
+)
+BACKEND_HEADERS = [
+    ("Set-Cookie", "xpra-session=from-the-backend; Path=/"),
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Credentials", "true"),
+    ("Content-Security-Policy", "default-src *"),
+    ("X-Frame-Options", "ALLOWALL"),
+    ("Refresh", "0; url=http://evil.example/"),
+]
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
@@ -78,6 +95,9 @@ class FakeXpraHandler(websocket.WebSocketHandler):
         self._http(with_body=False)
 
     def _reply(self, content_type: str, body: bytes, with_body: bool) -> None:
+        for name, value in BACKEND_HEADERS:
+            self.add_header(name, value)
+        self.set_header("Content-Language", "en")
         self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", str(len(body)))
         if with_body:
@@ -88,7 +108,9 @@ class FakeXpraHandler(websocket.WebSocketHandler):
         path = self.request.path
         if path in ("/", "/index.html"):
             self._reply("text/html; charset=utf-8", PAGE, with_body)
-        elif path == "/echo-headers":
+        elif path == "/connect.html":
+            self._reply("text/html", b"<html><body>connect to a server of your choice</body></html>", with_body)
+        elif path in ("/echo-headers", "/js/echo-headers.js"):
             info = {
                 "method": self.request.method,
                 "path": path,
@@ -96,7 +118,7 @@ class FakeXpraHandler(websocket.WebSocketHandler):
                 "headers": [[k, v] for k, v in self.request.headers.get_all()],
             }
             self._reply("application/json", json.dumps(info).encode(), with_body)
-        elif path == "/big":
+        elif path in ("/big", "/js/big.js"):
             self._reply("application/octet-stream", BIG, with_body)
         elif path == "/ws-count":
             body = json.dumps({"open": State.open_ws, "opened": State.opened_ws}).encode()

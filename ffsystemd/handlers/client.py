@@ -1,0 +1,231 @@
+"""`.../session/<id>/c/<capability>/...`: the session's Xpra client, served in an opaque origin.
+
+No Jupyter credential works or is needed here (the page runs sandboxed, its requests carry
+no cookies): a request is served only if its capability was minted for this session and is
+still valid (ffsystemd.capability), and the session runs. Unknown or stopped sessions are
+404, bad capabilities 403, both before any connection to Xpra; requests from a foreign
+origin are 403 (`Origin: null` is the client's own opaque origin; the capability is what
+authorizes). Only GET and HEAD (405 otherwise) of the client's page and static files reach
+Xpra, and websocket upgrades, which are tunnelled (at most `max_connections_per_session` at
+once per session: 429 beyond). Every response carries the session policy
+(ffsystemd.session_page); the page itself is Xpra's index.html rewritten by us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from tornado import web
+from tornado.httpclient import HTTPClientError
+
+from .. import backend_http
+from ..client_options import client_query, is_canonical
+from ..ids import SESSION_ID_PATTERN, is_valid_session_id
+from ..manager import SessionManager
+from ..session_page import (
+    LOCKED_DOWN_POLICY,
+    NO_WORKER_JS,
+    NO_WORKER_PATH,
+    PageError,
+    content_security_policy,
+    is_index,
+    rewrite_index,
+    security_headers,
+    static_content_type,
+)
+from ..ws_tunnel import connect_unix, tunnel, upgrade_request
+from .proxy import capabilities, session_prefix
+
+CLIENT_ROUTE = (
+    rf"/firefox-launcher/session/(?P<session_id>{SESSION_ID_PATTERN})"
+    r"/c/(?P<capability>[^/]*)/(?P<proxied_path>.*)"
+)
+DEFAULT_MAX_CONNECTIONS = 8
+DEFAULT_WEBSOCKET_IDLE_TIMEOUT = 300.0
+REDACTED = "<capability>"
+
+log = logging.getLogger(__name__)
+
+
+class SessionClientHandler(web.RequestHandler):
+    """Serve one session's client under its capability: page, files, websocket."""
+
+    def initialize(self) -> None:
+        self.session_id = ""
+        self.capability = ""
+        self.unix_socket = ""
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.settings["ffsystemd_manager"]
+
+    @property
+    def client_path(self) -> str:
+        """The capability path of this client, as the browser asked for it (trailing slash)."""
+        base_url = self.settings.get("base_url", "/")
+        return f"{session_prefix(base_url, self.session_id)}/c/{self.capability}/"
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")
+        for name, value in security_headers(LOCKED_DOWN_POLICY, same_origin_only=False).items():
+            self.set_header(name, value)
+
+    def prepare(self) -> None:
+        """Check the session, then the capability, then the origin; 404/403 before any connection."""
+        kwargs = self.path_kwargs
+        self.session_id, self.capability = kwargs["session_id"], kwargs["capability"]
+        # Keep the capability out of Jupyter's access log (it logs failed requests' URIs).
+        if self.capability and self.request.uri:
+            self.request.uri = self.request.uri.replace(self.capability, REDACTED)
+        socket_path = (
+            self.manager.socket_path(self.session_id) if is_valid_session_id(self.session_id) else None
+        )
+        store = capabilities(self.settings)
+        if socket_path is None:
+            store.forget(self.session_id)
+            raise web.HTTPError(404, "no running session with this id")
+        if not store.check(self.session_id, self.capability):
+            raise web.HTTPError(
+                403,
+                "this capability is not valid for this session (expired, ended or forged):"
+                " open the session page again",
+            )
+        origin = self.request.headers.get("Origin")
+        if origin is not None and origin != "null" and not self._same_origin(origin):
+            raise web.HTTPError(403, "requests from another origin are refused")
+        self.unix_socket = str(socket_path)
+
+    def _same_origin(self, origin: str) -> bool:
+        """Origin names this server as the browser reached it (or one Jupyter is told to allow)."""
+        allowed = self.settings.get("allow_origin", "")
+        pattern = self.settings.get("allow_origin_pat")
+        if allowed == "*" or origin == allowed or (pattern is not None and pattern.match(origin)):
+            return True
+        return urlsplit(origin).netloc.lower() == self.request.host.lower()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """JSON errors like Jupyter's: {"message", "reason"}."""
+        if status_code == 405:
+            self.set_header("Allow", "GET, HEAD")
+        exc = kwargs["exc_info"][1] if kwargs.get("exc_info") else None
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message, "reason": self._reason}))
+
+    def _record_activity(self) -> None:
+        """Count traffic: the session's last_activity, its capability, Jupyter's own idle tracking."""
+        self.manager.record_activity(self.session_id)
+        capabilities(self.settings).touch(self.session_id, self.capability)
+        self.settings.setdefault("last_activity_times", {})["ffsystemd"] = datetime.now(timezone.utc)
+
+    # --- HTTP -----------------------------------------------------------------
+    async def get(self, session_id: str, capability: str, proxied_path: str) -> None:
+        if self.request.headers.get("Upgrade", "").lower() == "websocket":
+            await self._tunnel_websocket(proxied_path)
+            return
+        await self._serve(proxied_path, with_body=True)
+
+    async def head(self, session_id: str, capability: str, proxied_path: str) -> None:
+        await self._serve(proxied_path, with_body=False)
+
+    def _method_not_allowed(self, *args: Any, **kwargs: Any) -> None:
+        raise web.HTTPError(405, "the session client answers only GET and HEAD")
+
+    post = put = delete = patch = options = _method_not_allowed
+
+    def check_xsrf_cookie(self) -> None:
+        """Nothing but GET and HEAD does anything here."""
+
+    async def _serve(self, path: str, with_body: bool) -> None:
+        if path == "index.html":
+            self.redirect(f"{self.client_path}?{client_query(self.request.query)}")
+            return
+        if is_index(path) and not is_canonical(self.request.query):
+            self.redirect(f"{self.client_path}?{client_query(self.request.query)}")
+            return
+        if path == NO_WORKER_PATH:
+            self._reply("text/javascript; charset=utf-8", NO_WORKER_JS, with_body)
+            return
+        content_type = "text/html; charset=utf-8" if is_index(path) else static_content_type(path)
+        if content_type is None:
+            raise web.HTTPError(404, "not a file of the session's client")
+        response = await self._fetch(path)  # GET even for HEAD: the length is the file's
+        body = response.body or b""
+        if response.code != 200:
+            raise web.HTTPError(
+                404 if response.code == 404 else 502, f"the session's Xpra answered {response.code}"
+            )
+        hashes: list[str] = []
+        if is_index(path):
+            try:
+                body, hashes = rewrite_index(body)
+            except PageError as exc:
+                raise web.HTTPError(502, str(exc)) from None
+        try:
+            policy = content_security_policy(
+                self.request.protocol, self.request.host, self.client_path, hashes
+            )
+        except PageError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.set_header("Content-Security-Policy", policy)
+        for name, value in backend_http.passed_response_headers(response.headers.get_all()):
+            self.set_header(name, value)
+        self._reply(content_type, body, with_body)
+
+    def _reply(self, content_type: str, body: bytes, with_body: bool) -> None:
+        self.set_header("Content-Type", content_type)
+        if with_body:
+            self.write(body)
+        else:
+            self.set_header("Content-Length", str(len(body)))
+
+    async def _fetch(self, path: str) -> Any:
+        headers = backend_http.backend_request_headers(
+            self.request.headers.get_all(),
+            session_prefix(self.settings.get("base_url", "/"), self.session_id),
+        )
+        self._record_activity()
+        try:
+            response = await backend_http.fetch(self.unix_socket, "GET", path, headers)
+        except (OSError, HTTPClientError, asyncio.TimeoutError) as exc:
+            raise web.HTTPError(502, f"the session's Xpra does not answer: {exc}") from None
+        self._record_activity()
+        return response
+
+    # --- websocket ------------------------------------------------------------
+    async def _tunnel_websocket(self, path: str) -> None:
+        limit = self.settings.get("ffsystemd_max_connections", DEFAULT_MAX_CONNECTIONS)
+        open_now = self.settings.setdefault("ffsystemd_open_tunnels", {})
+        if open_now.get(self.session_id, 0) >= limit:
+            raise web.HTTPError(
+                429, f"this session already has {limit} open connections (max_connections_per_session)"
+            )
+        try:
+            backend = await connect_unix(self.unix_socket)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise web.HTTPError(502, f"the session's Xpra does not answer: {exc}") from None
+        try:
+            await asyncio.get_running_loop().sock_sendall(
+                backend, upgrade_request(path, self.request.headers.get_all())
+            )
+        except OSError as exc:
+            backend.close()
+            raise web.HTTPError(502, f"the session's Xpra does not answer: {exc}") from None
+        client = self.detach()  # the connection is ours now; Xpra answers the handshake
+        session_id, manager = self.session_id, self.manager
+        open_now[session_id] = open_now.get(session_id, 0) + 1
+        manager.connection_opened(session_id)
+        self._record_activity()
+        idle = self.settings.get("ffsystemd_websocket_idle_timeout", DEFAULT_WEBSOCKET_IDLE_TIMEOUT)
+        try:
+            await tunnel(client, backend, self._record_activity, idle_timeout=idle)
+        finally:
+            open_now[session_id] -= 1
+            if not open_now[session_id]:
+                del open_now[session_id]
+            manager.connection_closed(session_id)

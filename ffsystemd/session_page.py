@@ -1,0 +1,194 @@
+"""How the session's Xpra HTML5 client is served: opaque origin, strict CSP, rewritten index (pure).
+
+Xpra's client inserts text it receives (window titles a web page chooses) into its page as
+HTML. Whatever runs there must not act with the user's Jupyter credentials, so:
+
+* every response under a session carries `Content-Security-Policy: sandbox allow-scripts`:
+  the page runs in an opaque origin, where no request carries Jupyter's cookies and
+  `parent.document`, `/api/...` with the user's login and Jupyter's cookies are out of reach
+  (the Firefox tab's iframe is sandboxed the same way);
+* the same policy allows only the client's own files under the session's capability path, the
+  hash of each inline script of its index.html (computed from the file served), inline style
+  attributes (the client needs them), `data:` images (frames arrive so) and a websocket to the
+  same path; no `eval`, no inline event handlers, no other frame may embed it
+  (`frame-ancestors 'self'`), no `<base>`, no form submission;
+* `window.Worker` is replaced before the client's scripts run (NO_WORKER_JS, loaded by a
+  `<script src>` we insert into index.html): in an opaque origin the client's `new Worker(...)`
+  throws and it never catches that; our stand-in answers its capability probe "no", so it
+  falls back to its main-thread protocol (`Worker = undefined` is not enough: measured).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from urllib.parse import quote
+
+NO_WORKER_PATH = "_ffsystemd/no-worker.js"
+"""Where, under the capability path, the Worker stand-in is served (by us, never by Xpra)."""
+
+NO_WORKER_JS = b"""\
+/* ffsystemd: this page runs in an opaque origin, where `new Worker(...)` throws.
+   Xpra's client probes for websockets in a worker and would die on that exception; this
+   stand-in answers its probe "no", so it uses its main-thread protocol instead. */
+(function () {
+  "use strict";
+  function NoWorker() {
+    this.listeners = [];
+  }
+  NoWorker.prototype.addEventListener = function (type, listener) {
+    if (type === "message") {
+      this.listeners.push(listener);
+    }
+  };
+  NoWorker.prototype.removeEventListener = function () {};
+  NoWorker.prototype.terminate = function () {};
+  NoWorker.prototype.postMessage = function () {
+    var self = this;
+    window.setTimeout(function () {
+      self.listeners.forEach(function (listener) {
+        listener.call(self, { data: { result: false } });
+      });
+    }, 0);
+  };
+  Object.defineProperty(window, "Worker", { value: NoWorker, writable: false, configurable: false });
+})();
+"""
+
+CONTENT_TYPES: dict[str, str] = {
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "png": "image/png",
+    "ico": "image/x-icon",
+    "gif": "image/gif",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "svg": "image/svg+xml",
+    "ttf": "font/ttf",
+    "woff": "font/woff",
+    "woff2": "font/woff2",
+    "map": "application/json",
+}
+"""The client's static files we pass on, by extension (the type is ours, not Xpra's)."""
+
+_STATIC_RE = re.compile(r"\A(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.([a-z0-9]+)\Z")
+_HOST_RE = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+_HEAD_RE = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
+_SCRIPT_RE = re.compile(rb"<script(\s[^>]*)?>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+_SRC_ATTR_RE = re.compile(rb"\ssrc\s*=", re.IGNORECASE)
+
+
+class PageError(ValueError):
+    """Xpra's index.html cannot be served safely (we fail closed)."""
+
+
+def is_index(path: str) -> bool:
+    """The client's page itself: the directory or its index.html."""
+    return path in ("", "index.html")
+
+
+def static_content_type(path: str) -> str | None:
+    """The Content-Type for a client file we pass on, or None if the path is not one of those.
+
+    Only plain relative paths (no `..`, no empty segment, no query) with a known extension
+    qualify: other pages of Xpra's (connect.html, its info pages) are never served.
+    """
+    match = _STATIC_RE.match(path)
+    if match is None or ".." in path.split("/"):
+        return None
+    return CONTENT_TYPES.get(match.group(1))
+
+
+def rewrite_index(html: bytes) -> tuple[bytes, list[str]]:
+    """Xpra's index.html with our Worker stand-in loaded first, and the CSP hashes of its inline scripts.
+
+    The `<script src>` goes right after `<head>` (before every script of the client). The
+    hashes are `sha256-<base64>` of each inline script's text exactly as served. Raises
+    PageError if the page has no `<head>`.
+    """
+    head = _HEAD_RE.search(html)
+    if head is None:
+        raise PageError("the client's index.html has no <head>")
+    tag = f'\n<script src="{NO_WORKER_PATH}"></script>\n'.encode()
+    page = html[: head.end()] + tag + html[head.end() :]
+    return page, list(inline_script_hashes(page))
+
+
+def inline_script_hashes(html: bytes) -> Iterator[str]:
+    """CSP hash sources of the inline (no src) scripts of a page, in order."""
+    for match in _SCRIPT_RE.finditer(html):
+        attributes = match.group(1) or b""
+        if _SRC_ATTR_RE.search(attributes):
+            continue
+        digest = hashlib.sha256(match.group(2)).digest()
+        yield "sha256-" + base64.b64encode(digest).decode()
+
+
+def check_host(host: str) -> str:
+    """The request's Host if it can go into a policy (host[:port]); PageError otherwise."""
+    if not _HOST_RE.match(host):
+        raise PageError(f"unusable Host header {host[:60]!r}")
+    return host
+
+
+def content_security_policy(
+    protocol: str, host: str, capability_path: str, hashes: Iterable[str] = ()
+) -> str:
+    """The policy of every response under a capability path (pure).
+
+    `capability_path` is the path of the session's client, as in the request
+    (`<base_url>firefox-launcher/session/<id>/c/<capability>/`); sources are limited to it, on
+    the request's own host (http:/ws: also match https:/wss: behind a TLS proxy).
+    """
+    secure = protocol == "https"
+    path = quote(capability_path, safe="/%-._~!$&'()*+=:@")
+    if not path.endswith("/"):
+        path += "/"
+    files = f"{'https' if secure else 'http'}://{check_host(host)}{path}"
+    socket = f"{'wss' if secure else 'ws'}://{host}{path}"
+    scripts = " ".join([files, *(f"'{h}'" for h in hashes)])
+    return "; ".join(
+        [
+            "sandbox allow-scripts",
+            "default-src 'none'",
+            f"script-src {scripts}",
+            f"style-src {files} 'unsafe-inline'",
+            f"style-src-elem {files}",
+            "style-src-attr 'unsafe-inline'",
+            f"img-src {files} data:",
+            f"font-src {files}",
+            f"connect-src {socket}",
+            "frame-ancestors 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "worker-src 'none'",
+            "object-src 'none'",
+        ]
+    )
+
+
+LOCKED_DOWN_POLICY = (
+    "sandbox; default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+"""The policy of our own answers (redirects, errors): nothing may run or load."""
+
+
+def security_headers(policy: str, *, same_origin_only: bool) -> dict[str, str]:
+    """Headers every session response carries.
+
+    `Cross-Origin-Resource-Policy: same-origin` goes on what is reached with Jupyter's cookies
+    (the entry page and its errors), not on the client's files: in the opaque origin every
+    load is cross-origin, and Chromium blocks them all under that header (measured); the
+    unguessable capability path protects those instead.
+    """
+    headers = {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+    if same_origin_only:
+        headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return headers
