@@ -9,7 +9,7 @@ It starts its own world: a private dbus-daemon with the fake systemd user manage
 bus and running tests/fakes/ws_xpra.py (a tornado echo server) as Xpra. It launches one session
 through the REST API, then alternates rounds of the same measurements over a websocket opened
 directly on the session's unix socket and one opened through
-`ws://127.0.0.1:<port><session url>` with the token:
+`ws://127.0.0.1:<port><session url>c/<capability>/` (the path the session page redirects to):
 
 * throughput: binary messages of 64 KiB and 1 MiB echoed back, WINDOW in flight at once;
   MB/s = payload bytes sent (each comes back too) / elapsed seconds (1 MB = 10^6 bytes);
@@ -78,9 +78,11 @@ async def connect_direct(socket_path: Path) -> WebSocketClientConnection:
     )
 
 
-async def connect_proxied(server: JupyterServer, url: str) -> WebSocketClientConnection:
+async def connect_proxied(server: JupyterServer, session: dict[str, Any]) -> WebSocketClientConnection:
+    """A websocket the way the browser's client opens one: on a capability path, no token."""
+    path = server.client_path(session).split("?", 1)[0]
     request = HTTPRequest(
-        f"ws://127.0.0.1:{server.port}{url}", headers=server.headers(), connect_timeout=TIMEOUT
+        f"ws://127.0.0.1:{server.port}{path}", headers={"Origin": "null"}, connect_timeout=TIMEOUT
     )
     return await websocket_connect(request, subprotocols=["binary"], max_message_size=MAX_MESSAGE)
 
@@ -309,7 +311,7 @@ def main() -> int:
         print(f"session {session['id']}: proxied {session['url']}  direct {sock}", flush=True)
         connectors = {
             "direct": lambda: connect_direct(sock),
-            "proxied": lambda: connect_proxied(server, session["url"]),
+            "proxied": lambda: connect_proxied(server, session),
         }
         pid = server.proc.pid
         meter = CpuMeter({"client": os.getpid(), "jupyter": pid, "xpra-fake": session["main_pid"]})

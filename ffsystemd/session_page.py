@@ -12,7 +12,7 @@ HTML. Whatever runs there must not act with the user's Jupyter credentials, so:
   attributes (the client needs them), `data:` images (frames arrive so) and a websocket to the
   same path; no `eval`, no inline event handlers, no other frame may embed it
   (`frame-ancestors 'self'`), no `<base>`, no form submission;
-* `window.Worker` is replaced before the client's scripts run (NO_WORKER_JS, loaded by a
+* `window.Worker` is replaced before the client's scripts run (CLIENT_SHIM_JS, loaded by a
   `<script src>` we insert into index.html): in an opaque origin the client's `new Worker(...)`
   throws and it never catches that; our stand-in answers its capability probe "no", so it
   falls back to its main-thread protocol (`Worker = undefined` is not enough: measured).
@@ -24,38 +24,14 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from urllib.parse import quote
 
-NO_WORKER_PATH = "_ffsystemd/no-worker.js"
-"""Where, under the capability path, the Worker stand-in is served (by us, never by Xpra)."""
+CLIENT_SHIM_PATH = "_ffsystemd/client-shim.js"
+"""Where, under the capability path, our shim is served (by us, never by Xpra)."""
 
-NO_WORKER_JS = b"""\
-/* ffsystemd: this page runs in an opaque origin, where `new Worker(...)` throws.
-   Xpra's client probes for websockets in a worker and would die on that exception; this
-   stand-in answers its probe "no", so it uses its main-thread protocol instead. */
-(function () {
-  "use strict";
-  function NoWorker() {
-    this.listeners = [];
-  }
-  NoWorker.prototype.addEventListener = function (type, listener) {
-    if (type === "message") {
-      this.listeners.push(listener);
-    }
-  };
-  NoWorker.prototype.removeEventListener = function () {};
-  NoWorker.prototype.terminate = function () {};
-  NoWorker.prototype.postMessage = function () {
-    var self = this;
-    window.setTimeout(function () {
-      self.listeners.forEach(function (listener) {
-        listener.call(self, { data: { result: false } });
-      });
-    }, 0);
-  };
-  Object.defineProperty(window, "Worker", { value: NoWorker, writable: false, configurable: false });
-})();
-"""
+CLIENT_SHIM_JS = (Path(__file__).parent / "client_shim.js").read_bytes()
+"""ffsystemd/client_shim.js: the Worker stand-in and text-only titles (see the module docstring)."""
 
 CONTENT_TYPES: dict[str, str] = {
     "js": "text/javascript; charset=utf-8",
@@ -102,7 +78,7 @@ def static_content_type(path: str) -> str | None:
 
 
 def rewrite_index(html: bytes) -> tuple[bytes, list[str]]:
-    """Xpra's index.html with our Worker stand-in loaded first, and the CSP hashes of its inline scripts.
+    """Xpra's index.html with our shim loaded first, and the CSP hashes of its inline scripts.
 
     The `<script src>` goes right after `<head>` (before every script of the client). The
     hashes are `sha256-<base64>` of each inline script's text exactly as served. Raises
@@ -111,7 +87,7 @@ def rewrite_index(html: bytes) -> tuple[bytes, list[str]]:
     head = _HEAD_RE.search(html)
     if head is None:
         raise PageError("the client's index.html has no <head>")
-    tag = f'\n<script src="{NO_WORKER_PATH}"></script>\n'.encode()
+    tag = f'\n<script src="{CLIENT_SHIM_PATH}"></script>\n'.encode()
     page = html[: head.end()] + tag + html[head.end() :]
     return page, list(inline_script_hashes(page))
 

@@ -28,9 +28,9 @@ from ..client_options import client_query, is_canonical
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
 from ..manager import SessionManager
 from ..session_page import (
+    CLIENT_SHIM_JS,
+    CLIENT_SHIM_PATH,
     LOCKED_DOWN_POLICY,
-    NO_WORKER_JS,
-    NO_WORKER_PATH,
     PageError,
     content_security_policy,
     is_index,
@@ -148,8 +148,8 @@ class SessionClientHandler(web.RequestHandler):
         if is_index(path) and not is_canonical(self.request.query):
             self.redirect(f"{self.client_path}?{client_query(self.request.query)}")
             return
-        if path == NO_WORKER_PATH:
-            self._reply("text/javascript; charset=utf-8", NO_WORKER_JS, with_body)
+        if path == CLIENT_SHIM_PATH:
+            self._reply("text/javascript; charset=utf-8", CLIENT_SHIM_JS, with_body)
             return
         content_type = "text/html; charset=utf-8" if is_index(path) else static_content_type(path)
         if content_type is None:

@@ -52,6 +52,13 @@ class _SessionHandler(ExtensionHandlerMixin, JupyterHandler):
         for name, value in security_headers(LOCKED_DOWN_POLICY, same_origin_only=True).items():
             self.set_header(name, value)
 
+    def set_cors_headers(self) -> None:
+        """No CORS headers on session URLs (Jupyter adds them to token-authenticated answers)."""
+
+    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
+        """Session URLs set no cookie, not even Jupyter's login cookie for a `?token=` link:
+        nothing served under them needs one, and no answer here may carry Set-Cookie."""
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code == 405:
             self.set_header("Allow", "GET, HEAD")  # after send_error() cleared the headers

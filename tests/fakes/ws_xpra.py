@@ -109,7 +109,7 @@ class FakeXpraHandler(websocket.WebSocketHandler):
         if path in ("/", "/index.html"):
             self._reply("text/html; charset=utf-8", PAGE, with_body)
         elif path == "/connect.html":
-            self._reply("text/html", b"<html><body>connect to a server of your choice</body></html>", with_body)
+            self._reply("text/html", b"<html><body>connect to any server</body></html>", with_body)
         elif path in ("/echo-headers", "/js/echo-headers.js"):
             info = {
                 "method": self.request.method,

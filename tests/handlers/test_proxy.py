@@ -110,6 +110,8 @@ async def test_a_token_in_the_url_opens_the_page_and_is_not_passed_on(
     capability_of(response.headers["Location"], session)
     assert token not in response.headers["Location"]
     assert dict(location_parts(response)[1])["keyboard_layout"] == "fr"
+    assert "Set-Cookie" not in response.headers  # no login cookie from a session URL
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
 
 
 async def test_cosmetic_options_pass_when_valid(world: World, session: dict[str, Any]) -> None:

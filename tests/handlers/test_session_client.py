@@ -20,7 +20,7 @@ import pytest
 from fakes.ws_xpra import BIG_SIZE, INLINE_SCRIPT, big_body
 
 from ffsystemd.client_options import DEFAULT_CLIENT_OPTIONS
-from ffsystemd.session_page import NO_WORKER_JS, NO_WORKER_PATH
+from ffsystemd.session_page import CLIENT_SHIM_JS, CLIENT_SHIM_PATH
 
 from .proxy_world import *  # noqa: F403
 from .proxy_world import CAPABILITY_CHARS, World
@@ -54,7 +54,7 @@ async def test_the_page_is_xpras_with_our_worker_stand_in_first(
     assert b"ws fake xpra" in body
     head = body.index(b"<head>") + len(b"<head>")
     first_script = body.index(b"<script", head)
-    assert body[first_script:].startswith(f'<script src="{NO_WORKER_PATH}"></script>'.encode())
+    assert body[first_script:].startswith(f'<script src="{CLIENT_SHIM_PATH}"></script>'.encode())
     assert first_script < body.index(b'src="js/Client.js"')
     assert (await world.backend_requests(session["id"]))[before:] == [["GET", "/"]]
 
@@ -99,10 +99,10 @@ async def test_the_inline_script_hash_is_computed_from_the_page_served(
 
 async def test_the_worker_stand_in_is_ours(world: World, session: dict[str, Any], client: str) -> None:
     before = await world.backend_requests(session["id"])
-    response = await world.http(client + NO_WORKER_PATH, token=False)
+    response = await world.http(client + CLIENT_SHIM_PATH, token=False)
     assert response.code == 200
     assert response.headers["Content-Type"].startswith("text/javascript")
-    assert response.body == NO_WORKER_JS
+    assert response.body == CLIENT_SHIM_JS
     assert b"result: false" in response.body
     assert await world.backend_requests(session["id"]) == before
 
@@ -131,7 +131,7 @@ async def test_forged_and_malformed_capabilities_are_403_without_a_connection(
         "A" * (CAPABILITY_CHARS + 1),
         "%41" * CAPABILITY_CHARS,
     ):
-        for page in ("", "js/echo-headers.js", NO_WORKER_PATH):
+        for page in ("", "js/echo-headers.js", CLIENT_SHIM_PATH):
             path = f"{session['url']}c/{capability}/{page}"
             for token in (False, True):  # Jupyter's token does not stand in for a capability
                 response = await world.http(path, token=token)

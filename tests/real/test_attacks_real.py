@@ -259,7 +259,6 @@ def direct_view(world: World) -> Page:
     return page
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
 def test_hostile_window_titles_reach_nothing_and_show_as_text(
     world: World, lab_view: Page, direct_view: Page
 ) -> None:
@@ -312,7 +311,6 @@ def test_hostile_window_titles_reach_nothing_and_show_as_text(
     assert world.ran() == [], "a title's script ran in the Xpra client (the CSP let it)"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
 def test_session_page_cannot_use_the_users_cookies_or_token(
     world: World, lab_view: Page, direct_view: Page
 ) -> None:
@@ -350,7 +348,6 @@ PINNED_OVERRIDES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
 @pytest.mark.parametrize("entry", ["", "index.html"])
 def test_client_options_from_a_link_cannot_point_the_client_elsewhere(world: World, entry: str) -> None:
     with FakeXpraListener() as fake:
@@ -374,7 +371,6 @@ def test_client_options_from_a_link_cannot_point_the_client_elsewhere(world: Wor
         assert fake.connections == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
 def test_another_origin_cannot_frame_the_session_page(world: World) -> None:
     targets = [world.session_url, lambda: f"http://127.0.0.1:{world.server.port}{capability_url(world)}"]
     for target_or_later in targets:  # the capability URL too, had it leaked
@@ -412,7 +408,6 @@ def capability_url(world: World) -> str:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
 def test_websockets_need_the_capability_and_refuse_other_origins(world: World, direct_view: Page) -> None:
     port, sid = world.server.port, world.session["id"]
     cookies = cookie_header(world.context.cookies())
@@ -450,7 +445,6 @@ def test_websockets_need_the_capability_and_refuse_other_origins(world: World, d
         world.server.cleanup(id=second["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: isolation not landed")
 def test_every_session_document_is_sandboxed_and_strict(world: World) -> None:
     cookies = cookie_header(world.context.cookies())
     capability = capability_url(world)

@@ -102,18 +102,13 @@ def test_restart_with_keep_re_adopts_the_running_session(server_factory) -> None
         assert adopted["main_pid"] == session["main_pid"]
         assert adopted["start_url"] == session["start_url"]
         # Still reachable through the proxy of the new server, HTTP and websocket.
-        page = requests.get(
-            f"http://127.0.0.1:{adopted_server.port}{adopted['url']}?sharing=true&sound=false"
-            "&floating_menu=false&clock=false&file_transfer=false&printing=false&reconnect=true&submit=true",
-            headers=adopted_server.headers(),
-            timeout=30,
-        )
+        client = adopted_server.client_path(adopted)
+        page = requests.get(f"http://127.0.0.1:{adopted_server.port}{client}", timeout=30)
         assert page.status_code == 200 and "xpra" in page.text.lower()
 
         async def open_ws() -> str | None:
-            request = HTTPRequest(
-                f"ws://127.0.0.1:{adopted_server.port}{adopted['url']}", headers=adopted_server.headers()
-            )
+            path = client.split("?", 1)[0]
+            request = HTTPRequest(f"ws://127.0.0.1:{adopted_server.port}{path}", headers={"Origin": "null"})
             ws = await websocket_connect(request, subprotocols=["binary"])
             protocol = ws.selected_subprotocol
             ws.close()

@@ -170,6 +170,16 @@ class JupyterServer:
         data = None if body is None else json.dumps(body)
         return requests.post(self.url + path, data=data, headers=self.headers(), timeout=120, **kw)
 
+    def client_path(self, session: dict[str, Any], query: str = "") -> str:
+        """Where the session page sends an authenticated browser: `.../c/<capability>/?<options>`.
+
+        Under that path the client's files and websocket need no token (the capability is the key).
+        """
+        url = f"http://127.0.0.1:{self.port}{session['url']}" + (f"?{query}" if query else "")
+        resp = requests.get(url, headers=self.headers(), timeout=120, allow_redirects=False)
+        assert resp.status_code == 302, (resp.status_code, resp.text[:300])
+        return resp.headers["Location"]
+
     def launch(self, **body: Any) -> dict[str, Any]:
         resp = self.post("firefox-launcher/api/firefox", body)
         assert resp.status_code == 201, resp.text
