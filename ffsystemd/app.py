@@ -498,8 +498,21 @@ class FirefoxLauncher(ExtensionApp):
             shutdown_timeout=self.stop_timeout + 15,
         )
 
+    def reapply_server_config(self) -> None:
+        """Apply the server's FirefoxLauncher config again, so a bad value stops the extension.
+
+        jupyter_server only logs a config error while it links the extension, then loads the
+        extension anyway; and traitlets has rolled back every FirefoxLauncher value of that
+        config by then, so the extension would run on defaults (another session_root, other
+        limits). Applying the config again here raises the same TraitError, and a failing
+        load is one jupyter_server does not serve: the routes stay absent.
+        """
+        if self.serverapp is not None:
+            self.update_config(self.serverapp.config)
+
     def initialize_settings(self) -> None:
         """Claim this server's id, create the session manager (validating the whole configuration)."""
+        self.reapply_server_config()
         base_url = self.serverapp.base_url if self.serverapp is not None else "/"
         identity = self.resolve_identity()
         lock = self.claim_identity(identity)
@@ -548,8 +561,11 @@ class FirefoxLauncher(ExtensionApp):
 
         Also makes SIGINT a clean stop (ffsystemd.signals): JupyterHub stops servers with it.
         """
+        manager = getattr(self, "session_manager", None)
+        if manager is None:  # the configuration stopped the extension
+            return
         self._restore_sigint = stop_on_sigint(lambda: serverapp.stop(from_signal=True))
-        await self.session_manager.start()
+        await manager.start()
 
     async def stop_extension(self) -> None:
         """On server stop: stop every session unless on_shutdown is 'keep'."""
