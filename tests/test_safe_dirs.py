@@ -5,11 +5,13 @@ The tests run as root (as CI does) and play the other user with chown to `nobody
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,3 +246,43 @@ def test_a_session_dir_of_another_user_is_not_listed(root):
     _owned_by_nobody(root / f"session-{SID}")
     create_session_dirs(session_paths(root, "0123456789ab"))
     assert list_session_dirs(root) == ["0123456789ab"]
+
+
+def test_removal_racing_a_swapper_never_deletes_outside_the_root(root, base):
+    """Another process swaps the session directory for a symlink (and back) while it is removed."""
+    victim = base / "victim"
+    victim.mkdir()
+    (victim / "sub").mkdir()
+    (victim / "sub" / "precious.txt").write_text("precious")
+    paths = session_paths(root, SID)
+    stop = threading.Event()
+
+    def swap() -> None:
+        aside = root / "aside"
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                os.rename(paths.base, aside)
+                os.symlink(victim, paths.base)
+                os.unlink(paths.base)
+                os.rename(aside, paths.base)
+
+    for _ in range(10):
+        with contextlib.suppress(OSError):
+            create_session_dirs(paths)
+        (paths.profile / "sub").mkdir(exist_ok=True)
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        try:
+            for _ in range(5):
+                with contextlib.suppress(OSError):
+                    remove_session_dir(paths)
+        finally:
+            stop.set()
+            swapper.join()
+            stop.clear()
+        assert (victim / "sub" / "precious.txt").read_text() == "precious"
+        for leftover in (paths.base, root / "aside"):
+            if os.path.islink(leftover):
+                os.unlink(leftover)
+            elif os.path.isdir(leftover):
+                shutil.rmtree(leftover)
