@@ -2,11 +2,15 @@
 
 An *orphaned* session is a unit (`app-ffsystemd-firefox-<id>.scope` whose Description names
 a server id) or a session directory (whose `session.json` names one) belonging to a server
-id other than ours whose liveness lock is free (`ffsystemd.liveness`): no running server will
-ever re-adopt or clean it up — unless that server starts again, which is why nothing here
+id other than ours that ran here (its lock file exists in our state directory,
+`ffsystemd.liveness`) and whose lock is free: no running server will ever re-adopt or clean it
+up — unless that server starts again, which is why nothing here
 runs on its own. `GET .../api/health` lists them; `POST .../api/cleanup {"orphans": true}`
 (and the `ffsystemd` CLI) removes them. Units or directories without a readable owner are
-never orphans of anyone (rule 2 of `ffsystemd.ownership`).
+never orphans of anyone (rule 2 of `ffsystemd.ownership`), and neither are sessions of a server
+id without a lock file here: that server ran with another HOME (JupyterHub's
+SimpleLocalProcessSpawner gives each hub user one, on the same Unix user and user manager), so
+whether it lives cannot be told from here.
 
 Directories are found under the session_root each dead server recorded in its lock file,
 and under our own session_root (two servers may share one if configured so).
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FFSystemdError, NoSuchUnit, SystemdTimeout, SystemdUnavailable
-from .liveness import ServerRecord, holding_dead, is_alive, known_servers
+from .liveness import ServerRecord, holding_dead, is_alive, known_servers, lock_path
 from .ownership import owner_of_dir, owner_of_unit
 from .session_dirs import list_session_dirs, remove_session_dir, session_paths
 from .systemd import SystemdClient
@@ -66,7 +70,8 @@ class Orphans:
         if owner is None or owner == self.server_id:
             return False
         if owner not in dead_cache:
-            dead_cache[owner] = not is_alive(self.state_dir, owner)
+            ran_here = lock_path(self.state_dir, owner).exists()
+            dead_cache[owner] = ran_here and not is_alive(self.state_dir, owner)
         return dead_cache[owner]
 
     async def find(self, only: str | None = None, *, held: bool = False) -> list[Orphan]:

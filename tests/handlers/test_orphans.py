@@ -124,6 +124,7 @@ async def test_orphans_are_listed_and_removed_only_on_request(api: Api, others: 
     unit_only = others.session("dead-1", None)
     alive = others.session("live-1", live_root)
     nobodys = others.session("dead-1", None, description="Firefox session from an older ffsystemd")
+    elsewhere = others.session("ran-elsewhere", None)  # no lock file here: another HOME's server
 
     listed = {o["id"]: o for o in (await health(api))["orphans"]}
     assert set(listed) == {orphan, dir_only, unit_only}
@@ -137,7 +138,7 @@ async def test_orphans_are_listed_and_removed_only_on_request(api: Api, others: 
     assert listed[dir_only]["unit"] is None and listed[unit_only]["directory"] is None
     # Listing, our own cleanup of everything of ours, and a re-sync touch none of them.
     assert (await api.cleanup(all=True)).json == {"stopped": [], "errors": {}}
-    assert all(others.unit_loaded(s) for s in (orphan, unit_only, alive, nobodys))
+    assert all(others.unit_loaded(s) for s in (orphan, unit_only, alive, nobodys, elsewhere))
 
     reply = await api.cleanup(orphans=True)
     assert reply.code == 200, reply.body
@@ -150,7 +151,7 @@ async def test_orphans_are_listed_and_removed_only_on_request(api: Api, others: 
     await eventually(lambda: not process_alive(others.procs[0].pid), 5, "the orphan's process to end")
     # The live server's session and the one without a readable owner are untouched.
     assert others.unit_loaded(alive) and (live_root / f"session-{alive}").is_dir()
-    assert others.unit_loaded(nobodys)
+    assert others.unit_loaded(nobodys) and others.unit_loaded(elsewhere)
     assert (await health(api))["orphans"] == []
 
 
