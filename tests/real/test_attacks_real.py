@@ -318,6 +318,12 @@ def test_session_page_cannot_use_the_users_cookies_or_token(
     token_view = world.context.new_page()
     token_view.goto(f"{world.session_url}?token={world.server.token}")
     poll(token_view, lambda: client_frames(token_view), "the client opened with ?token=", 90)
+    # The Firefox tab's iframe is sandboxed too (defence in depth, should a response lack the policy).
+    sandbox = lab_view.locator(".jp-FFSystemd-frame").get_attribute("sandbox")
+    assert sandbox is not None, "the Firefox tab's iframe has no sandbox attribute"
+    assert not {"allow-same-origin", "allow-top-navigation", "allow-popups-to-escape-sandbox"} & set(
+        sandbox.split()
+    ), sandbox
     checked = 0
     for name, view in {"lab": lab_view, "direct": direct_view, "token link": token_view}.items():
         for frame in client_frames(view):
@@ -394,14 +400,16 @@ def test_another_origin_cannot_frame_the_session_page(world: World) -> None:
         page.close()
 
 
-def capability_url(world: World) -> str:
+def capability_url(world: World, session: dict[str, Any] | None = None) -> str:
     """Where the cookie-authenticated session page sends the browser: the capability path."""
+    session = session or world.session
     cookies = cookie_header(world.context.cookies())
-    reply = requests.get(world.session_url, headers={"Cookie": cookies}, allow_redirects=False, timeout=30)
+    entry = f"http://127.0.0.1:{world.server.port}{session['url']}"
+    reply = requests.get(entry, headers={"Cookie": cookies}, allow_redirects=False, timeout=30)
     assert reply.status_code in (301, 302, 303, 307), (reply.status_code, reply.text[:200])
     location = reply.headers["Location"]
     path = urlsplit(location).path
-    assert re.search(rf"/firefox-launcher/session/{world.session['id']}/c/[^/]+/", path), (
+    assert re.search(rf"/firefox-launcher/session/{session['id']}/c/[^/]+/", path), (
         f"no capability in the session page's redirect: {location}"
     )
     assert world.server.token not in location
@@ -434,15 +442,22 @@ def test_websockets_need_the_capability_and_refuse_other_origins(world: World, d
     # above are for their reasons, not because no websocket works.
     assert websocket_handshake(port, capability, origin="null") == 101
 
-    # A capability opens only its own session.
+    # A capability opens only its own session, and only while that session runs.
     second = world.server.launch(url="about:blank")
     world.units.append(second["unit"])
     try:
         foreign = capability.replace(f"/session/{sid}/", f"/session/{second['id']}/")
         assert websocket_handshake(port, foreign, origin="null") in (403, 404)
         assert world.server.status(second["id"])["connections"] == 0
+        own = capability_url(world, second)
+        back = own.replace(f"/session/{second['id']}/", f"/session/{sid}/")
+        assert websocket_handshake(port, back, origin="null") in (403, 404)
+        assert websocket_handshake(port, own, origin="null") == 101
     finally:
         world.server.cleanup(id=second["id"])
+    assert websocket_handshake(port, own, origin="null") in (403, 404)
+    gone = requests.get(f"http://127.0.0.1:{port}{own}js/Client.js", timeout=30)
+    assert gone.status_code in (403, 404), gone.status_code
 
 
 def test_every_session_document_is_sandboxed_and_strict(world: World) -> None:
