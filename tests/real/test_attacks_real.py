@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import psutil
 import pytest
 import requests
 from playwright.sync_api import BrowserContext, Error, Frame, Page, Request, sync_playwright
@@ -36,7 +37,7 @@ from .hostile import (
     cookie_header,
     websocket_handshake,
 )
-from .world import JupyterServer, unit_gone
+from .world import JupyterServer, process_tree, unit_gone
 
 pytestmark = [pytest.mark.real, pytest.mark.browser]
 
@@ -506,3 +507,19 @@ def test_every_session_document_is_sandboxed_and_strict(world: World) -> None:
         assert "'unsafe-eval'" not in scripts and "*" not in scripts.split(), (url, csp)
         assert reply.headers.get("X-Content-Type-Options") == "nosniff", f"{url}: {dict(reply.headers)}"
         assert reply.headers.get("Referrer-Policy") == "no-referrer", f"{url}: {dict(reply.headers)}"
+
+
+def test_no_process_of_the_session_listens_on_the_network(world: World, direct_view: Page) -> None:
+    # A page in Firefox (or another local user) reaches anything listening on 127.0.0.1: the
+    # display, Xpra and Firefox's remote control must be reachable only through their sockets.
+    main_pid = world.server.status(world.session["id"])["main_pid"]
+    procs = process_tree(main_pid)
+    assert any("firefox" in p.name() for p in procs), [p.name() for p in procs]
+    listening = []
+    for proc in procs:
+        try:
+            sockets = proc.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue  # a short-lived helper process that ended meanwhile
+        listening += [(proc.name(), c.laddr) for c in sockets if c.status == psutil.CONN_LISTEN]
+    assert listening == [], f"session processes listen on the network: {listening}"
