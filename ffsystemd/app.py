@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, validate
 
+from . import metrics
 from .admin_args import firefox_arg_refusal, managed_xpra_options, pref_refusal, xpra_arg_refusal
 from .capability import CapabilityStore
 from .commands import XpraSettings, check_env_pattern
@@ -549,6 +550,7 @@ class FirefoxLauncher(ExtensionApp):
         self.settings["ffsystemd_max_connections"] = self.max_connections_per_session
         self.settings["ffsystemd_websocket_idle_timeout"] = self.websocket_idle_timeout
         self.settings["ffsystemd_app"] = self
+        metrics.install(self.session_manager)
 
     def initialize_handlers(self) -> None:
         """Register the REST routes (see ffsystemd.handlers)."""

@@ -63,11 +63,14 @@ async def connect_unix(path: str, timeout: float = 10.0) -> socket.socket:
     return sock
 
 
-async def _pump(source: IOStream, sink: IOStream, on_traffic: Callable[[], None]) -> None:
+async def _pump(
+    source: IOStream, sink: IOStream, on_traffic: Callable[[], None], count: Callable[[int], None]
+) -> None:
     """Copy source to sink until source ends (buffered bytes first); waits for sink to drain."""
     while True:
         data = await source.read_bytes(CHUNK, partial=True)
         on_traffic()
+        count(len(data))
         await sink.write(data)
 
 
@@ -76,8 +79,11 @@ async def tunnel(
     backend: socket.socket | IOStream,
     on_traffic: Callable[[], None],
     idle_timeout: float = 0.0,
+    on_bytes: Callable[[str, int], None] | None = None,
 ) -> None:
     """Copy bytes both ways between a detached client stream and Xpra until either end closes.
+
+    on_bytes(direction, n), if given, hears of every chunk (`to_session` / `to_browser`).
 
     Both streams are closed when it returns, whatever ended it (an end closing, an error, the
     idle timeout, cancellation). idle_timeout 0 means none.
@@ -97,9 +103,10 @@ async def tunnel(
         last_traffic = loop.time()
         on_traffic()
 
+    counted = on_bytes or (lambda _direction, _n: None)
     pumps = [
-        asyncio.ensure_future(_pump(client, peer, traffic)),
-        asyncio.ensure_future(_pump(peer, client, traffic)),
+        asyncio.ensure_future(_pump(client, peer, traffic, lambda n: counted("to_session", n))),
+        asyncio.ensure_future(_pump(peer, client, traffic, lambda n: counted("to_browser", n))),
     ]
     try:
         while True:

@@ -27,6 +27,7 @@ from .. import backend_http
 from ..client_options import client_query, is_canonical
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
 from ..manager import SessionManager
+from ..metrics import count_websocket_bytes
 from ..session_page import (
     CLIENT_SHIM_JS,
     CLIENT_SHIM_PATH,
@@ -223,7 +224,9 @@ class SessionClientHandler(web.RequestHandler):
         self._record_activity()
         idle = self.settings.get("ffsystemd_websocket_idle_timeout", DEFAULT_WEBSOCKET_IDLE_TIMEOUT)
         try:
-            await tunnel(client, backend, self._record_activity, idle_timeout=idle)
+            await tunnel(
+                client, backend, self._record_activity, idle_timeout=idle, on_bytes=count_websocket_bytes
+            )
         finally:
             open_now[session_id] -= 1
             if not open_now[session_id]:

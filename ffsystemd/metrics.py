@@ -1,0 +1,132 @@
+"""Prometheus metrics of ffsystemd, on the Jupyter server's own `/metrics` endpoint.
+
+jupyter_server serves prometheus_client's default registry at `<base_url>metrics`; scraping
+it needs Jupyter authentication unless `c.ServerApp.authenticate_prometheus = False`. Our
+metrics join that registry when this module is imported (once per process):
+
+    ffsystemd_sessions{state}                       gauge: sessions this server knows, by state
+                                                    (starting running stopping stopped failed;
+                                                    ended ones for `ended_retention` records)
+    ffsystemd_websocket_bytes_total{direction}      counter: bytes through the websocket tunnel
+                                                    (to_session, to_browser)
+    ffsystemd_session_memory_bytes{session}         gauges of *running* sessions only (at most
+    ffsystemd_session_memory_max_bytes{session}     max_sessions series per server, gone when the
+    ffsystemd_session_tasks{session}                session ends): systemd's MemoryCurrent,
+    ffsystemd_session_tasks_max{session}            MemoryMax, TasksCurrent, TasksMax (a series
+                                                    is absent where systemd reports none)
+
+Label values are bounded: counters never carry a session id. The per-session figures are the
+manager's cached ones; each scrape also starts a refresh in the background, so they are at
+most one scrape (plus `stats_interval`) old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+STATES = ("starting", "running", "stopping", "stopped", "failed")
+WEBSOCKET_BYTES = Counter(
+    "ffsystemd_websocket_bytes",
+    "Bytes proxied through the sessions' websocket tunnels, by direction.",
+    ["direction"],
+)
+WEBSOCKET_DIRECTIONS = ("to_session", "to_browser")
+for _direction in WEBSOCKET_DIRECTIONS:  # the series exist (at 0) before the first byte
+    WEBSOCKET_BYTES.labels(direction=_direction)
+
+
+def count_websocket_bytes(direction: str, count: int) -> None:
+    """Add proxied websocket bytes (`to_session` or `to_browser`); for the tunnel's callback."""
+    if direction in WEBSOCKET_DIRECTIONS and count > 0:
+        WEBSOCKET_BYTES.labels(direction=direction).inc(count)
+
+
+class SessionCollector(Collector):
+    """Reads the live state of every registered session manager when Prometheus scrapes."""
+
+    def __init__(self) -> None:
+        self._managers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._refreshing: set[asyncio.Future[Any]] = set()
+
+    def add(self, manager: Any) -> None:
+        """Report this manager's sessions (kept weakly: a stopped server's manager drops out)."""
+        self._managers.add(manager)
+
+    def discard(self, manager: Any) -> None:
+        self._managers.discard(manager)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_state = GaugeMetricFamily(
+            "ffsystemd_sessions", "Sessions the server knows, by state.", labels=["state"]
+        )
+        gauges = {
+            "memory_current": GaugeMetricFamily(
+                "ffsystemd_session_memory_bytes",
+                "Memory use of a running session (MemoryCurrent).",
+                labels=["session"],
+            ),
+            "memory_max": GaugeMetricFamily(
+                "ffsystemd_session_memory_max_bytes",
+                "Memory limit of a running session (MemoryMax).",
+                labels=["session"],
+            ),
+            "tasks_current": GaugeMetricFamily(
+                "ffsystemd_session_tasks", "Tasks of a running session (TasksCurrent).", labels=["session"]
+            ),
+            "tasks_max": GaugeMetricFamily(
+                "ffsystemd_session_tasks_max",
+                "Task limit of a running session (TasksMax).",
+                labels=["session"],
+            ),
+        }
+        counts = dict.fromkeys(STATES, 0)
+        for manager in list(self._managers):
+            for sid in manager.session_ids():
+                with contextlib.suppress(Exception):  # ended and dropped meanwhile
+                    session = manager.to_json(manager.get(sid))
+                    state = session["state"]
+                    counts[state] = counts.get(state, 0) + 1
+                    if state != "running":
+                        continue
+                    for key, family in gauges.items():
+                        if session.get(key) is not None:
+                            family.add_metric([sid], float(session[key]))
+            self._refresh(manager)
+        for state, count in counts.items():
+            by_state.add_metric([state], count)
+        yield by_state
+        yield from gauges.values()
+
+    def _refresh(self, manager: Any) -> None:
+        """Start re-reading the figures for the next scrape (no loop running: nothing to do)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if any(not task.done() for task in self._refreshing):
+            return
+        task = loop.create_task(manager.list_status())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refresh_done)
+
+    def _refresh_done(self, task: asyncio.Future[Any]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed refresh (outage) is the manager's to log, not ours
+
+
+SESSIONS = SessionCollector()
+REGISTRY.register(SESSIONS)
+
+
+def install(manager: Any) -> None:
+    """Publish a session manager's sessions (called once per server)."""
+    SESSIONS.add(manager)
