@@ -59,7 +59,7 @@ TIMEOUT = 60.0
 
 
 class UnixResolver(Resolver):
-    """Resolve every host to one unix socket (as jupyter_server_proxy.unixsock does)."""
+    """Resolve every host to one unix socket."""
 
     def initialize(self, socket_path: str) -> None:  # type: ignore[override]
         self.socket_path = socket_path
@@ -270,8 +270,8 @@ def print_profile(path: Path, lines: int) -> None:
     stats = pstats.Stats(str(path))
     print(f"\n--- the Jupyter server during the proxied rounds (cProfile, top {lines} by own time) ---")
     stats.sort_stats("tottime").print_stats(lines)
-    print("--- of which the proxy code: ffsystemd and jupyter_server_proxy ---")
-    stats.sort_stats("tottime").print_stats("ffsystemd|jupyter_server_proxy", lines)
+    print("--- of which the proxy code: ffsystemd ---")
+    stats.sort_stats("tottime").print_stats("ffsystemd", lines)
 
 
 def main() -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 
 import psutil
 import pytest
 from playwright.sync_api import Frame, Page
 
-from .browser import chromium, distinct_colours, save_artifact
+from .browser import RecordingPage, chromium, distinct_colours, save_artifact
 from .world import JupyterServer, our_units, process_tree, unit_gone, wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.browser]
@@ -92,4 +93,55 @@ def test_launcher_tab_running_panel_reload_and_close(server_factory) -> None:
         wait_until(lambda: sessions(server) == [], 30, "the session to be cleaned up")
         wait_until(lambda: unit_gone(unit), 10, "the unit to be gone")
         wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), 10, "its processes to end")
-        assert our_units() == []
+        assert unit not in our_units()  # other servers may share the user manager
+
+
+FIREFOX_WINDOW = "() => Object.values(client.id_to_window).find(w => /Firefox/.test(w.title || ''))"
+
+
+def test_the_sandboxed_tab_takes_keys_and_follows_its_size(server_factory) -> None:
+    """The tab's iframe is sandboxed (opaque origin): keys still reach Firefox, resizes still follow."""
+    server: JupyterServer = server_factory(screen_size="1920x1080")
+    with RecordingPage() as target, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}lab?token={server.token}")
+        tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+        tile.first.click(timeout=60_000)
+        page.locator(f"{PANEL}[data-state='running']").wait_for(timeout=90_000)
+        frame = wait_for_firefox(page)
+        frame_el = page.locator(".jp-FFSystemd-frame")
+        assert frame_el.get_attribute("sandbox") == "allow-scripts"
+        assert frame.evaluate("() => String(self.origin)") == "null"
+        assert "/c/" in frame.url and server.token not in frame.url
+
+        # Firefox's window follows the tab's size, both ways.
+        def follows() -> bool:
+            return bool(frame.evaluate(f"() => ({FIREFOX_WINDOW})().w === window.innerWidth"))
+
+        wait_until(follows, 30, "Firefox's window to fill the tab")
+        first_width = frame.evaluate("() => window.innerWidth")
+        page.set_viewport_size({"width": 1100, "height": 800})
+        wait_until(lambda: frame.evaluate("() => window.innerWidth") < first_width, 30, "the tab to shrink")
+        wait_until(follows, 30, "Firefox's window to follow the smaller tab")
+        page.set_viewport_size({"width": 1400, "height": 900})
+        wait_until(lambda: frame.evaluate("() => window.innerWidth") == first_width, 30, "the tab to grow")
+        wait_until(follows, 30, "Firefox's window to follow the larger tab")
+
+        # A click into the tab gives Firefox the keyboard: a typed URL is loaded by Firefox.
+        url = f"http://127.0.0.1:{target.port}/typed-in-the-lab-tab"
+        canvas = frame.locator("div.window canvas").first
+        deadline = time.monotonic() + 90
+        while "/typed-in-the-lab-tab" not in target.paths:
+            if time.monotonic() > deadline:
+                save_artifact("lab-typing-failed.png", page.screenshot())
+                raise AssertionError(f"Firefox never requested the typed page; saw {target.paths}")
+            canvas.click(position={"x": 400, "y": 300})
+            page.keyboard.press("Control+l")
+            page.keyboard.type(url, delay=20)
+            page.keyboard.press("Enter")
+            attempt_ends = time.monotonic() + 10
+            while "/typed-in-the-lab-tab" not in target.paths and time.monotonic() < attempt_ends:
+                page.wait_for_timeout(100)
+        save_artifact("lab-typed-url.png", page.screenshot())
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
