@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,8 +48,6 @@ CLIENT_ROUTE = (
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_WEBSOCKET_IDLE_TIMEOUT = 300.0
 REDACTED = "<capability>"
-
-log = logging.getLogger(__name__)
 
 
 class SessionClientHandler(web.RequestHandler):
