@@ -1,0 +1,243 @@
+"""Click to Firefox: what a user waits for, measured in real JupyterLab in headless Chromium.
+
+Run under a reachable systemd user manager, e.g.:
+
+    scripts/with-user-manager .venv/bin/python benchmarks/click.py --runs 5
+
+Each run opens JupyterLab (a fresh workspace) in Debian's headless Chromium, clicks the
+Firefox launcher tile and times, from the click: the tab's launch POST answered, the Xpra
+client in the tab's iframe connected, Firefox's window listed by the client, and the window
+painted (its canvas shows more than a blank screen). After each run it measures the idle
+session's memory (PSS of every process of its scope, by program), then closes the session.
+
+Modes: `cold` launches a new session per click. `warm` needs a pool of pre-started sessions;
+until the server has a `pool_size` trait it is reported as "n/a" (see MODES).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ffsystemd.app import FirefoxLauncher  # noqa: E402
+from tests.real.browser import chromium  # noqa: E402
+from tests.real.world import JupyterServer, process_tree, wait_until  # noqa: E402
+
+STEPS = ("POST answered", "client connected", "window listed", "painted")
+PROGRAMS = ("Firefox", "Xpra", "Xvfb", "other")
+TILE = ".jp-LauncherCard"
+FRAME = ".jp-FFSystemd-frame"
+# Predicates evaluated in the session's iframe; each returns the page's clock (ms) once true.
+CONNECTED_JS = "() => window.client && window.client.connected === true && Date.now()"
+LISTED_JS = (
+    "() => window.client && Object.values(client.id_to_window)"
+    ".some(w => /Firefox/.test(w.title || '')) && Date.now()"
+)
+# Painted: the Firefox window's canvas holds more than a few colours (a blank one has one or two).
+PAINTED_JS = """() => {
+  if (!window.client) return false;
+  const win = Object.values(client.id_to_window).find(w => /Firefox/.test(w.title || ''));
+  const canvas = win && win.canvas;
+  if (!canvas || !canvas.width || !canvas.height) return false;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const seen = new Set();
+  const step = 4 * 97;  // a sample of the pixels is enough to tell a page from a blank screen
+  for (let i = 0; i < data.length && seen.size <= 50; i += step) {
+    seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  }
+  return seen.size > 50 && Date.now();
+}"""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A way of launching: the server config it needs, or why it cannot run (then reported n/a)."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    unavailable: str | None = None
+    prepare: Callable[[JupyterServer], None] | None = None  # e.g. wait for the pool to fill
+
+
+def pool_ready(server: JupyterServer) -> None:
+    """Wait until the server reports a full pool (for when a pool exists)."""
+    wait_until(
+        lambda: server.get("firefox-launcher/api/firefox").json().get("pool", {}).get("ready", 0) >= 1,
+        120,
+        "a pooled session",
+    )
+
+
+MODES = (
+    Mode("cold"),
+    Mode(
+        "warm",
+        config={"pool_size": 1},
+        unavailable=None if FirefoxLauncher.class_traits().get("pool_size") else "no pool_size trait yet",
+        prepare=pool_ready,
+    ),
+)
+
+
+@dataclass
+class Run:
+    steps: list[float]  # seconds after the click, in the order of STEPS
+    pss: dict[str, float]  # MiB by program
+
+
+def program_of(proc: psutil.Process) -> str:
+    """Which of PROGRAMS a process of the scope is."""
+    try:
+        cmd = proc.cmdline()
+        name = proc.name()
+    except psutil.Error:
+        return "other"
+    if name == "Xvfb":
+        return "Xvfb"
+    if any("xpra" in Path(part).name for part in cmd[:2]):
+        return "Xpra"
+    if "firefox" in name.lower() or any("firefox" in part for part in cmd[:1]):
+        return "Firefox"
+    return "other"
+
+
+def session_pss(main_pid: int) -> dict[str, float]:
+    """PSS (MiB) of every process of the session's tree, summed by program."""
+    total = dict.fromkeys(PROGRAMS, 0.0)
+    for proc in process_tree(main_pid):
+        try:
+            total[program_of(proc)] += proc.memory_full_info().pss / 2**20
+        except psutil.Error:
+            continue
+    return total
+
+
+def sessions(server: JupyterServer) -> list[dict[str, Any]]:
+    return server.get("firefox-launcher/api/firefox").json()["sessions"]
+
+
+def one_click(server: JupyterServer, browser: Any, index: int, settle: float) -> Run:
+    """Open Lab, click the tile, time each step; then measure memory idle and close the session."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(f"{server.url}lab/workspaces/bench-{index}?reset&token={server.token}")
+        tile = page.locator(TILE, has_text="Firefox").first
+        tile.wait_for(timeout=120_000)
+        is_launch = lambda r: r.request.method == "POST" and r.url.split("?")[0].endswith("api/firefox")  # noqa: E731
+        with page.expect_response(is_launch, timeout=120_000) as posted:
+            t_click = time.time()
+            tile.click()
+        response = posted.value
+        t_seen = time.time()  # when Playwright told us; the browser's own timing is finer
+        assert response.status == 201, response.text()
+        response.finished()
+        timing = response.request.timing
+        end = timing["responseEnd"] if timing["responseEnd"] >= 0 else timing["responseStart"]
+        t_post = (timing["startTime"] + end) / 1000 if end >= 0 else t_seen
+        handle = page.wait_for_selector(FRAME, timeout=120_000)
+        assert handle is not None
+        frame = handle.content_frame()
+        assert frame is not None
+        marks = [t_post]
+        for predicate in (CONNECTED_JS, LISTED_JS, PAINTED_JS):
+            marks.append(frame.wait_for_function(predicate, polling=10, timeout=120_000).json_value() / 1000)
+        steps = [m - t_click for m in marks]
+        time.sleep(settle)  # let the session go idle before its memory is read
+        (session,) = sessions(server)
+        pss = session_pss(session["main_pid"])
+        server.cleanup(id=session["id"])
+        wait_until(lambda: sessions(server) == [], 60, "the session to be closed")
+        return Run(steps, pss)
+    finally:
+        page.close()
+
+
+def run_mode(mode: Mode, runs: int, settle: float, extra: dict[str, Any]) -> list[Run]:
+    root = Path(tempfile.mkdtemp(prefix="ffs-click-", dir="/tmp"))
+    server = JupyterServer(root, config={"ready_timeout": 60, **mode.config, **extra})
+    server.start()
+    results = []
+    try:
+        with chromium() as browser:
+            for i in range(runs):
+                if mode.prepare is not None:
+                    mode.prepare(server)
+                results.append(one_click(server, browser, i, settle))
+                steps = "  ".join(f"{s:.2f}" for s in results[-1].steps)
+                total = sum(results[-1].pss.values())
+                print(f"{mode.name} run {i + 1}: {steps}  PSS {total:.0f} MiB", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def spread(values: list[float]) -> str:
+    """median (min-max)"""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def table(results: dict[str, list[Run] | str], runs: int) -> str:
+    """The step table: one column per mode, median (min-max) seconds after the click."""
+    width = 22
+    lines = [f"{'seconds after click':20} " + " ".join(f"{name:>{width}}" for name in results)]
+    for k, step in enumerate(STEPS):
+        cells = []
+        for value in results.values():
+            cell = "n/a" if isinstance(value, str) else spread([r.steps[k] for r in value])
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"{step:20} " + " ".join(cells))
+    lines.append(f"(median and min-max over {runs} clicks per mode)")
+    lines.append("")
+    lines.append("PSS of an idle session, MiB (median)")
+    for name, value in results.items():
+        if isinstance(value, str):
+            lines.append(f"  {name}: n/a ({value})")
+            continue
+        parts = {p: statistics.median(r.pss[p] for r in value) for p in PROGRAMS}
+        total = statistics.median(sum(r.pss.values()) for r in value)
+        lines.append(f"  {name}: total {total:.0f} = " + ", ".join(f"{p} {v:.0f}" for p, v in parts.items()))
+    return "\n".join(lines)
+
+
+def parse_config(items: list[str]) -> dict[str, Any]:
+    """`trait=value` pairs for the server's FirefoxLauncher config (values are strings)."""
+    config: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--config wants trait=value, got {item!r}")
+        config[key] = value
+    return config
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="clicks per mode (default 5)")
+    parser.add_argument("--settle", type=float, default=5.0, help="idle seconds before reading memory")
+    parser.add_argument("--config", action="append", default=[], help="extra FirefoxLauncher trait=value")
+    args = parser.parse_args()
+    extra = parse_config(args.config)
+    results: dict[str, list[Run] | str] = {}
+    for mode in MODES:
+        results[mode.name] = mode.unavailable or run_mode(mode, args.runs, args.settle, extra)
+    print()
+    print(table(results, args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
