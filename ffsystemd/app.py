@@ -16,6 +16,7 @@ from . import metrics
 from .admin_args import firefox_arg_refusal, managed_xpra_options, pref_refusal, xpra_arg_refusal
 from .capability import CapabilityStore
 from .commands import XpraSettings, check_env_pattern
+from .downloads import open_downloads_dir, upload_prefs
 from .identity import ServerIdentity, check_server_id, default_session_root, server_identity, state_dir
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
 from .liveness import ServerIdInUse, ServerLock, claim
@@ -164,6 +165,18 @@ class FirefoxLauncher(ExtensionApp):
         30.0,
         config=True,
         help="Seconds a launch waits for Xpra to serve its HTML5 client before it fails and cleans up.",
+    )
+    downloads_dir = Unicode(
+        "Downloads",
+        config=True,
+        help="Where Firefox saves downloads (without asking), so that the JupyterLab file browser"
+        " shows them: a path relative to the server's root_dir (default 'Downloads', i.e."
+        " <root_dir>/Downloads), or an absolute path. Created mode 0700 if missing. Checked at"
+        " start-up: it must be a real directory (not a symlink) owned by the server's user, not"
+        " writable by other users, under directories only root or that user control, and a"
+        " relative path must stay inside root_dir. Downloads there outlive their session. ''"
+        " keeps each session's downloads in its own directory (<session>/downloads), removed"
+        " with the session unless keep_profile. A page's file-upload dialog opens in root_dir.",
     )
     keep_profile = Bool(
         False,
@@ -462,8 +475,24 @@ class FirefoxLauncher(ExtensionApp):
             "session_root": str(getattr(self, "session_root_path", "") or ""),
         }
 
-    def manager_settings(self, session_root: Path | None = None) -> ManagerSettings:
-        """Turn the (validated) traits into the session manager's settings."""
+    def server_root_dir(self) -> str:
+        """ServerApp.root_dir (what the JupyterLab file browser shows), or the working directory."""
+        return str(getattr(self.serverapp, "root_dir", "") or os.getcwd())
+
+    def checked_downloads_dir(self) -> Path | None:
+        """Create or accept downloads_dir (ffsystemd.downloads); stop the extension naming it if unsafe."""
+        try:
+            return open_downloads_dir(self.downloads_dir, self.server_root_dir())
+        except ValueError as exc:
+            raise _bad("downloads_dir", self.downloads_dir, str(exc)) from None
+
+    def manager_settings(
+        self, session_root: Path | None = None, downloads_dir: Path | None = None
+    ) -> ManagerSettings:
+        """Turn the (validated) traits into the session manager's settings.
+
+        downloads_dir is the checked directory (checked_downloads_dir), None for the session's own.
+        """
         if session_root is None:
             session_root = self.resolved_session_root(self.resolve_identity().server_id)
         firefox = self.resolved_firefox_command()
@@ -485,7 +514,7 @@ class FirefoxLauncher(ExtensionApp):
                 extra_xpra_args=tuple(self.extra_xpra_args),
                 extra_firefox_args=tuple(self.extra_firefox_args),
                 screen_size=parse_screen_size(self.screen_size),
-                extra_prefs=dict(self.firefox_prefs),
+                extra_prefs={**upload_prefs(self.server_root_dir()), **self.firefox_prefs},
                 pass_environment=tuple(self.pass_environment),
             ),
             start_url=self.start_url,
@@ -497,6 +526,7 @@ class FirefoxLauncher(ExtensionApp):
             culling_interval=self.culling_interval,
             stats_interval=self.stats_interval,
             shutdown_timeout=self.stop_timeout + 15,
+            downloads_dir=downloads_dir,
         )
 
     def reapply_server_config(self) -> None:
@@ -519,7 +549,7 @@ class FirefoxLauncher(ExtensionApp):
         lock = self.claim_identity(identity)
         try:
             root = self.checked_session_root(self.resolved_session_root(lock.server_id))
-            settings = self.manager_settings(session_root=root)
+            settings = self.manager_settings(session_root=root, downloads_dir=self.checked_downloads_dir())
         except BaseException:
             lock.release()
             raise

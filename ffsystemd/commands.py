@@ -280,6 +280,7 @@ def download_prefs(downloads: Path) -> dict[str, object]:
     """Firefox saves every download to `downloads` without asking (not to `~/Downloads`)."""
     return {
         "browser.download.dir": str(downloads),
+        "browser.download.lastDir": str(downloads),
         "browser.download.folderList": 2,
         "browser.download.useDownloadDir": True,
         "browser.download.always_ask_before_handling_new_types": False,

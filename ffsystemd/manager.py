@@ -94,6 +94,7 @@ class ManagerSettings:
     stats_interval: float = 2.0
     shutdown_timeout: float = 20.0
     ended_retention: int = 20
+    downloads_dir: Path | None = None  # checked at start-up (ffsystemd.downloads); None: in the session
 
 
 @dataclass
@@ -404,7 +405,7 @@ class SessionManager:
         session = Session(
             id=session_id,
             unit=unit_name(session_id),
-            paths=session_paths(self.settings.session_root, session_id),
+            paths=session_paths(self.settings.session_root, session_id, self.settings.downloads_dir),
             start_url=start_url or self.settings.start_url,
             created=datetime.now(timezone.utc),
         )

@@ -104,14 +104,15 @@ class _Walk:
 
 
 def open_private_dir(
-    path: str | os.PathLike[str], create: bool = True, final_symlink_ok: bool = False
+    path: str | os.PathLike[str], create: bool = True, final_symlink_ok: bool = False, tighten: bool = True
 ) -> tuple[int, str]:
     """Open a directory of ours safely: (descriptor, its real path). Raises UnsafeDirectory.
 
     Missing directories on the way (and the directory itself) are created mode 0700 when
     create is true (FileNotFoundError otherwise). The directory must not itself be a
     symlink unless final_symlink_ok (then a symlink of root's or ours is followed as any
-    other on the path). The caller closes the descriptor.
+    other on the path). With tighten (the default) an existing directory's read and search
+    bits for group and others are removed (mode 0700). The caller closes the descriptor.
     """
     uid = os.geteuid()
     absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -163,7 +164,7 @@ def open_private_dir(
         real, fd = walk.stack[-1]
         opened = os.fstat(fd)
         _check_own(opened, real, uid)
-        if stat.S_IMODE(opened.st_mode) != 0o700:
+        if tighten and stat.S_IMODE(opened.st_mode) != 0o700:
             os.fchmod(fd, 0o700)
         walk.stack.pop()
         return fd, real

@@ -91,11 +91,11 @@ class SessionPaths:
         return self.runtime / "xpra.log"
 
 
-def session_paths(root: Path, session_id: str) -> SessionPaths:
-    """Return the paths of a session; raises ValueError for an invalid id."""
+def session_paths(root: Path, session_id: str, downloads_dir: Path | None = None) -> SessionPaths:
+    """Return the paths of a session (downloads in downloads_dir if given); ValueError for an invalid id."""
     if not is_valid_session_id(session_id):
         raise ValueError(f"invalid session id {session_id!r}")
-    return SessionPaths(Path(root), session_id)
+    return SessionPaths(Path(root), session_id, downloads_dir)
 
 
 def check_root_length(root: Path) -> None:

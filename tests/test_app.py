@@ -137,7 +137,8 @@ def test_defaults_produce_manager_settings():
     assert settings.session_root == Path("~/.firefox-launcher").expanduser() / server_id
     assert settings.xpra.xpra_command == ("xpra",)
     assert settings.xpra.screen_size == (1920, 1080)
-    assert settings.xpra.extra_prefs == {}
+    assert settings.xpra.extra_prefs == {"dom.input.fallbackUploadDir": os.getcwd()}  # the upload dialog
+    assert settings.downloads_dir is None  # checked and passed in at start-up
 
 
 def test_default_firefox_command_found_on_path():
@@ -204,7 +205,12 @@ def test_good_values_reach_manager_settings(tmp_path):
     assert settings.slice_name == "my-sessions.slice"
     assert settings.session_root == tmp_path / "s"
     assert settings.keep_profile is True
-    assert settings.xpra.extra_prefs == {"b": True, "i": 3, "s": "x"}
+    assert settings.xpra.extra_prefs == {
+        "dom.input.fallbackUploadDir": os.getcwd(),
+        "b": True,
+        "i": 3,
+        "s": "x",
+    }
     assert settings.xpra.extra_firefox_args == ("--kiosk",)
 
 

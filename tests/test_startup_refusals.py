@@ -66,3 +66,10 @@ def test_a_session_root_of_another_user_stops_the_extension(
         assert list(theirs.iterdir()) == []
     finally:
         theirs.rmdir()
+
+
+def test_a_downloads_dir_leaving_root_dir_stops_the_extension(
+    start_server: Callable[..., JupyterServer],
+) -> None:
+    server = start_server(downloads_dir="../elsewhere")
+    _refused(server, "c.FirefoxLauncher.downloads_dir = '../elsewhere'", "outside the server's root_dir")

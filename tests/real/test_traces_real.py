@@ -189,7 +189,7 @@ def test_a_session_leaves_no_trace_outside_its_directory(
     base_url, seen = site
     started = time.time() - 1
     assert snapshot(fresh_home) == {}
-    server = server_factory(env={"HOME": str(fresh_home)})
+    server = server_factory(downloads_dir="", env={"HOME": str(fresh_home)})  # downloads kept in the session
     session = server.launch(url=f"{base_url}/page")
     sid = session["id"]
     base = server.session_root / f"session-{sid}"
