@@ -487,19 +487,23 @@ class FirefoxLauncher(ExtensionApp):
             raise _bad("downloads_dir", self.downloads_dir, str(exc)) from None
 
     def manager_settings(
-        self, session_root: Path | None = None, downloads_dir: Path | None = None
+        self, session_root: Path | None = None, downloads_dir: Path | None = None, server_id: str = ""
     ) -> ManagerSettings:
         """Turn the (validated) traits into the session manager's settings.
 
         downloads_dir is the checked directory (checked_downloads_dir), None for the session's own.
+        server_id and session_root are this server's (claimed) id and root; by default the id
+        resolve_identity() gives (without claiming it) and its root.
         """
+        server_id = server_id or self.resolve_identity().server_id
         if session_root is None:
-            session_root = self.resolved_session_root(self.resolve_identity().server_id)
+            session_root = self.resolved_session_root(server_id)
         firefox = self.resolved_firefox_command()
         if not firefox:
             raise _bad("firefox_command", [], "neither firefox nor firefox-esr is on PATH; set it")
         return ManagerSettings(
             session_root=session_root,
+            server_id=server_id,
             slice_name=self.slice,
             limits=ScopeLimits(
                 memory_max=parse_memory_max(self.memory_max),
@@ -549,7 +553,9 @@ class FirefoxLauncher(ExtensionApp):
         lock = self.claim_identity(identity)
         try:
             root = self.checked_session_root(self.resolved_session_root(lock.server_id))
-            settings = self.manager_settings(session_root=root, downloads_dir=self.checked_downloads_dir())
+            settings = self.manager_settings(
+                session_root=root, downloads_dir=self.checked_downloads_dir(), server_id=lock.server_id
+            )
         except BaseException:
             lock.release()
             raise

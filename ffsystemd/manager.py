@@ -45,8 +45,10 @@ from .errors import (
     UnitExists,
     UnknownSession,
 )
+from .identity import unit_description
 from .ids import is_valid_session_id, new_session_id
 from .limits import UINT64_MAX, or_none
+from .ownership import owner_of_dir, owner_of_unit, read_metadata, session_metadata
 from .process import GatedProcess, log_tail
 from .readiness import serves_html5_client
 from .session_dirs import (
@@ -95,6 +97,7 @@ class ManagerSettings:
     shutdown_timeout: float = 20.0
     ended_retention: int = 20
     downloads_dir: Path | None = None  # checked at start-up (ffsystemd.downloads); None: in the session
+    server_id: str = ""  # whose sessions these are (ffsystemd.identity); "" = unnamed (tests)
 
 
 @dataclass
@@ -386,6 +389,7 @@ class SessionManager:
             "last_activity": _iso(session.last_activity),
             "connections": session.connections,
             "adopted": session.adopted,
+            "server_id": self.settings.server_id or None,
         }
 
     # --- launch ---------------------------------------------------------------
@@ -440,7 +444,13 @@ class SessionManager:
                 user_js(session.start_url, self.settings.xpra.extra_prefs, session.paths.downloads)
             )
             (session.paths.xdg_config / "xpra" / "xpra.conf").write_text(xpra_config_file())
-            metadata = {"id": session.id, "start_url": session.start_url, "created": _iso(session.created)}
+            metadata = session_metadata(
+                session_id=session.id,
+                server_id=self.settings.server_id or None,
+                unit=session.unit,
+                start_url=session.start_url,
+                created=_iso(session.created) or "",
+            )
             (session.paths.base / METADATA_FILE).write_text(json.dumps(metadata))
             step = "spawn"
             session.process = await GatedProcess.spawn(
@@ -453,7 +463,7 @@ class SessionManager:
             step = "unit-start"
             properties = scope_properties(
                 pid=session.process.pid,
-                description=f"Firefox session {session.id} (ffsystemd)",
+                description=self._description(session.id),
                 slice_name=self.settings.slice_name,
                 limits=self.settings.limits,
             )
@@ -494,6 +504,10 @@ class SessionManager:
         assert session.process is not None
         deadline = time.monotonic() + self.settings.ready_timeout
         while True:
+            if session.stopping_by_request:
+                # A cleanup cancelled this launch, but Python 3.11's wait_for can swallow a
+                # cancellation that lands as its inner call completes (e.g. the start job).
+                raise asyncio.CancelledError
             if session.process.returncode is not None:
                 raise LaunchError(
                     "xpra-ready", f"{_exit_message(session.process.returncode)} before it was ready"
@@ -638,36 +652,57 @@ class SessionManager:
         for session in ended[: max(0, len(ended) - self.settings.ended_retention)]:
             self._sessions.pop(session.id, None)
 
+    # --- ownership (ffsystemd.ownership) --------------------------------------
+    def _description(self, session_id: str) -> str:
+        if self.settings.server_id:
+            return unit_description(session_id, self.settings.server_id)
+        return f"Firefox session {session_id} (ffsystemd)"
+
+    def _owns(self, owner: str | None) -> bool:
+        """An owner read from a unit or a directory is this server (None matches an unnamed one)."""
+        return owner == (self.settings.server_id or None)
+
     # --- re-adoption and re-sync ---------------------------------------------
     async def _resync(self) -> None:
-        """After (re)connecting: adopt our running units, end vanished sessions, clean the rest."""
+        """After (re)connecting: adopt our running units, end vanished sessions, clean the rest.
+
+        Only units and directories of this server id are touched (ffsystemd.ownership): another
+        server's unit or directory -- running, starting, dead or being filled by its launch -- is
+        left alone, whatever state it is in.
+        """
         async with self._resync_lock:
             try:
-                units = {
-                    sid: info
+                listed = [
+                    (sid, info)
                     for info in await self.systemd.list_units_by_patterns([UNIT_GLOB])
                     if (sid := session_id_of(info.name)) is not None
-                }
+                ]
+                units = {sid: info for sid, info in listed if self._owns(owner_of_unit(info.description))}
+                anyones = {sid for sid, _info in listed}
             except FFSystemdError as exc:
                 log.warning("ffsystemd: cannot list our units: %s", exc)
                 return
             root = self.settings.session_root
-            dirs = set(list_session_dirs(root))
+            dirs = {
+                sid
+                for sid in list_session_dirs(root)
+                if self._owns(owner_of_dir(session_paths(root, sid).base))
+            }
             for session in list(self._sessions.values()):
                 if session.state == "running" and session.id not in units and not session.stopping_by_request:
                     self._spawn(
                         self._end(session, "failed", None, "the session's unit vanished", stop_unit=False)
                     )
             for sid, info in units.items():
-                # Ours = our name prefix AND a session directory under our session_root; a unit
-                # with our prefix but no directory here belongs to another launcher: untouched.
+                # Ours = our name prefix, our server id in its Description AND a directory of our
+                # server id under our session_root; anything else is another server's: untouched.
                 if sid in self._sessions or sid not in dirs:
                     continue
                 if info.active_state == "active":
                     await self._adopt(sid, info.path)
                 else:
                     await self._discard_unit(sid, info.active_state)
-            for sid in dirs - set(units) - set(self._sessions):
+            for sid in dirs - anyones - set(self._sessions):
                 if not self.settings.keep_profile:
                     log.info("ffsystemd: removing session directory %s without a unit", sid)
                 with contextlib.suppress(OSError, ValueError):
@@ -677,7 +712,7 @@ class SessionManager:
     async def _adopt(self, sid: str, path: str) -> None:
         paths = session_paths(self.settings.session_root, sid)
         try:
-            metadata = json.loads((paths.base / METADATA_FILE).read_text())
+            metadata = read_metadata(paths.base) or {}
             created = datetime.fromisoformat(str(metadata["created"]).replace("Z", "+00:00"))
             start_url = str(metadata.get("start_url") or self.settings.start_url)
         except (OSError, ValueError, KeyError, TypeError):

@@ -9,6 +9,7 @@ sessions and leaves the others'.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ffsystemd.identity import hub_server_id
+from ffsystemd.identity import hub_server_id, unit_description
 
 from .browser import chromium, distinct_colours, save_artifact
 from .hub import ACTIVITY_INTERVAL, PASSWORD, Hub
@@ -84,7 +85,13 @@ def test_each_server_has_its_hub_identity_and_sees_only_its_own(hub: Hub, sessio
         server_id = hub_server_id(user, server)
         assert health["server"]["server_id"] == server_id
         assert health["orphans"] == []
-        assert session_dir(hub, user, server, session["id"]).is_dir()  # alice's two servers share a HOME
+        assert session["server_id"] == server_id
+        # The id is in the unit and in the session directory (alice's two servers share a HOME).
+        assert systemctl_show(session["unit"], "Description")["Description"] == unit_description(
+            session["id"], server_id
+        )
+        meta = session_dir(hub, user, server, session["id"]) / "session.json"
+        assert json.loads(meta.read_text())["server_id"] == server_id
         assert session["url"].startswith(hub.server_prefix(user, server))
         assert _listed(hub, user, server) == {session["id"]}
 
