@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fakes.dbus_world import FakeSystemd, start_fake_systemd
 
+# tests/vm runs only inside the VM tier's guest (scripts/test-vm), never in the host run.
+collect_ignore = ["vm"]
+
 
 @pytest.fixture
 def fake_systemd(request: pytest.FixtureRequest) -> Iterator[FakeSystemd]:

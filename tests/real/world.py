@@ -20,10 +20,16 @@ import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+# Slow machines (the VM tier's emulated guest) stretch every deadline by this factor.
+TIME_SCALE = float(os.environ.get("FFSYSTEMD_TEST_TIME_SCALE", "1"))
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll predicate until it returns a truthy value or the deadline passes (AssertionError)."""
+    """Poll predicate until it returns a truthy value or the deadline passes (AssertionError).
+
+    The deadline is `timeout` seconds times $FFSYSTEMD_TEST_TIME_SCALE (default 1).
+    """
+    timeout *= TIME_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -109,6 +115,10 @@ class JupyterServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     launched: list[dict[str, Any]] = field(default_factory=list)  # every session launch() made
+    # Server extensions to enable or disable besides the installed defaults.
+    server_extensions: dict[str, bool] = field(default_factory=lambda: {"ffsystemd": True})
+    # Runs the server through e.g. `sudo -u OTHER env ...` (the VM tier's second user).
+    command_prefix: list[str] = field(default_factory=list)
 
     @property
     def session_root(self) -> Path:
@@ -128,7 +138,7 @@ class JupyterServer:
                 "allow_root": True,
                 "base_url": self.base_url,
                 "root_dir": str(self.root_dir or self.root),
-                "jpserver_extensions": {"ffsystemd": True},
+                "jpserver_extensions": self.server_extensions,
             },
             "IdentityProvider": {"token": self.token},
             "FirefoxLauncher": dict(self.config),
@@ -141,7 +151,7 @@ class JupyterServer:
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / "config"), **self.env)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
+                [*self.command_prefix, sys.executable, "-m", "jupyter_server", f"--config={cfg}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,  # no terminal, as under JupyterHub or a supervisor

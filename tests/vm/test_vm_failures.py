@@ -1,0 +1,48 @@
+"""Limits too small for Xpra and Firefox to even start: the launch fails, says why, and
+leaves nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from real.world import JupyterServer, our_units
+
+from .guest import Stopwatch, record_figure
+
+pytestmark = pytest.mark.vm
+
+
+def assert_nothing_left(server: JupyterServer) -> None:
+    assert server.get("firefox-launcher/api/firefox").json() == {"sessions": []}
+    assert list(server.session_root.iterdir()) == []
+    assert our_units() == []
+
+
+def test_a_launch_with_too_little_memory_fails_with_the_step_oom_kill_and_the_log(
+    servers: Callable[..., JupyterServer],
+) -> None:
+    server = servers(memory_max="24M")
+    watch = Stopwatch()
+    resp = server.post("firefox-launcher/api/firefox", {"url": "about:blank"})
+    record_figure("oom_launch_post_to_error", watch())
+    assert resp.status_code == 500, resp.text
+    body = resp.json()
+    assert body["step"] == "xpra-ready", body
+    assert body["result"] == "oom-kill", body
+    assert "memory_max" in body["message"], body
+    assert isinstance(body["log_tail"], list), body
+    assert_nothing_left(server)
+
+
+def test_a_launch_with_too_few_tasks_fails_cleanly_with_a_clear_message(
+    servers: Callable[..., JupyterServer],
+) -> None:
+    server = servers(tasks_max=4)
+    resp = server.post("firefox-launcher/api/firefox", {"url": "about:blank"})
+    assert resp.status_code == 500, resp.text
+    body = resp.json()
+    assert body["step"] in ("xpra-start", "xpra-ready"), body
+    assert "tasks_max" in body["message"], body
+    assert body["log_tail"], body  # Xpra said what it could not do
+    assert_nothing_left(server)
