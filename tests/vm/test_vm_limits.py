@@ -166,7 +166,7 @@ def test_a_page_that_eats_memory_is_oom_killed_with_its_session_and_others_keep_
             seen["failed"] = watch()
         return status
 
-    status = wait_until(killed, 600, "the memory-eating session to be OOM-killed", interval=0.02)
+    status = wait_until(killed, 300, "the memory-eating session to be OOM-killed", interval=0.02)
     assert status["state"] == "failed", status
     assert status["result"] == "oom-kill", status
     assert "memory" in status["message"], status

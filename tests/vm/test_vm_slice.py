@@ -67,7 +67,7 @@ def test_two_sessions_together_cannot_exceed_the_slice_memory_max(
             states = [server.status(s["id"]) for s in (first, second)]
             return [s for s in states if s["state"] == "failed"] or None
 
-        failed = wait_until(one_ended, 900, "one of the two sessions to be OOM-killed", interval=0.1)
+        failed = wait_until(one_ended, 300, "one of the two sessions to be OOM-killed", interval=0.1)
     finally:
         pages.close()
     record_figure("slice_peak_memory_current_mb", peak[0] / 1024**2, "MB")
