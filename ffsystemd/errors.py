@@ -50,13 +50,17 @@ class UnknownSession(FFSystemdError):
 
 
 class LaunchError(FFSystemdError):
-    """A launch failed at `step`; `log_tail` holds the last lines of the Xpra log."""
+    """A launch failed at `step`; `log_tail` holds the last lines of the Xpra log and `result`
+    systemd's verdict on the session's unit (e.g. `oom-kill`) when it gave one."""
 
-    def __init__(self, step: str, message: str, log_tail: list[str] | None = None) -> None:
+    def __init__(
+        self, step: str, message: str, log_tail: list[str] | None = None, result: str | None = None
+    ) -> None:
         super().__init__(f"launch failed at step {step!r}: {message}")
         self.step = step
         self.message = message
         self.log_tail = log_tail or []
+        self.result = result
 
 
 _SYSTEMD_ERRORS: dict[str, type[SystemdError]] = {

@@ -24,6 +24,7 @@ from typing import Any
 
 from dbus_fast import Message
 
+from .cgroup import read_events
 from .commands import (
     XpraSettings,
     firefox_end,
@@ -493,12 +494,39 @@ class SessionManager:
             raise
         except LaunchError as exc:
             tail = log_tail(session.paths.xpra_log)
+            hit_task_limit = await self._hit_task_limit(session)
             await asyncio.shield(self._teardown_failed_launch(session))
-            raise LaunchError(exc.step, exc.message, tail) from exc
+            raise self._launch_failure(session, exc, tail, hit_task_limit) from exc
         except (FFSystemdError, OSError, ValueError) as exc:
             tail = log_tail(session.paths.xpra_log)
             await asyncio.shield(self._teardown_failed_launch(session))
             raise LaunchError(step, _describe(exc), tail) from exc
+
+    async def _hit_task_limit(self, session: Session) -> bool:
+        """True when the session's scope refused a fork or thread at tasks_max (pids.events)."""
+        if not session.unit_started or self.settings.limits.tasks_max == UINT64_MAX:
+            return False
+        try:
+            props = await self.systemd.get_all(session.unit_path, SCOPE_IFACE)
+        except FFSystemdError:
+            return False
+        events = read_events(str(props.get("ControlGroup") or ""), "pids.events")
+        return bool(events and events.get("max", 0) > 0)
+
+    def _launch_failure(
+        self, session: Session, exc: LaunchError, tail: list[str], hit_task_limit: bool
+    ) -> LaunchError:
+        """The launch error with systemd's verdict (e.g. oom-kill, from the unit's signals,
+        which arrive before the stop completes) or the task limit as the reason."""
+        result = session.props.get("Result")
+        result = str(result) if result not in (None, "", "success") else None
+        message = exc.message
+        if result in _RESULT_MESSAGES:
+            message = f"{message}: {_RESULT_MESSAGES[result]}"
+        elif hit_task_limit:
+            limit = self.settings.limits.tasks_max
+            message = f"{message}: the session reached its task limit (tasks_max={limit})"
+        return LaunchError(exc.step, message, tail, result=result)
 
     async def _wait_ready(self, session: Session) -> None:
         assert session.process is not None

@@ -79,12 +79,13 @@ class FFSystemdAPIHandler(ExtensionHandlerMixin, APIHandler):
             return web.HTTPError(404, str(exc))
         if isinstance(exc, LaunchError):
             error = web.HTTPError(409 if exc.step == "cancelled" else 500, exc.message)
-            error.ffsystemd_details = {"step": exc.step, "log_tail": exc.log_tail}  # type: ignore[attr-defined]
+            details = {"step": exc.step, "result": exc.result, "log_tail": exc.log_tail}
+            error.ffsystemd_details = details  # type: ignore[attr-defined]
             return error
         return web.HTTPError(500, str(exc))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """JSON error: {"message", "reason"} plus launch details (step, log_tail) if any."""
+        """JSON error: {"message", "reason"} plus launch details (step, result, log_tail) if any."""
         exc_info = kwargs.get("exc_info")
         exc = exc_info[1] if exc_info else None
         details = getattr(exc, "ffsystemd_details", None)

@@ -433,6 +433,7 @@ async def test_xpra_exiting_at_start_leaves_nothing(
     xpra_env(FAKE_XPRA_EXIT_AT_START="3")
     body = assert_launch_error(await api.launch(), "xpra-ready", "status 3")
     assert "fake xpra: failing on purpose" in body["log_tail"]
+    assert body["result"] is None  # systemd gave no verdict of its own (no oom-kill, no timeout)
     assert_nothing_left(fake_systemd, session_root, manager)
     assert await api.sessions() == []
 

@@ -30,10 +30,12 @@ def burn_outside(seconds: float) -> float:
 
 
 def test_a_cpu_bound_process_in_a_20_percent_session_gets_a_fifth_of_a_cpu(
-    servers: Callable[..., JupyterServer],
+    servers: Callable[..., JupyterServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Everything in the session runs at a fifth of a CPU: Xpra needs much longer to answer.
-    server = servers(cpu_quota="20%", ready_timeout=900)
+    # Everything in the session runs at a fifth of a CPU: emulated, Xvfb then needs longer
+    # than Xpra's default 20 s to report its display, and Xpra longer to answer.
+    monkeypatch.setenv("XPRA_DISPLAY_FD_TIMEOUT", "900")
+    server = servers(cpu_quota="20%", ready_timeout=900, pass_environment=["XPRA_DISPLAY_FD_TIMEOUT"])
     session = server.launch(url="about:blank")
     group = cgroup_dir(session["unit"])
     assert (group / "cpu.max").read_text().split() == ["20000", "100000"]
