@@ -87,3 +87,14 @@ def parse_json_object(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, 
     if not isinstance(data, dict):
         raise ValueError("request body must be a JSON object")
     return data
+
+
+def announces_body(content_length: str | None, transfer_encoding: str | None) -> bool:
+    """True when a request says a body follows: any Transfer-Encoding, or a Content-Length but 0.
+
+    For routes that take no body at all (the session pages): such a request is refused before
+    a byte of the body is read.
+    """
+    if transfer_encoding is not None:
+        return True
+    return content_length is not None and content_length.strip() != "0"

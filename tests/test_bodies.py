@@ -10,6 +10,7 @@ import pytest
 from ffsystemd.bodies import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
+    announces_body,
     content_length_too_large,
     json_depth,
     parse_json_object,
@@ -93,3 +94,19 @@ def test_parse_accepts_objects_and_empty_bodies():
 def test_parse_refuses_with_a_reason(raw, words):
     with pytest.raises(ValueError, match=words):
         parse_json_object(raw)
+
+
+@pytest.mark.parametrize(
+    ("content_length", "transfer_encoding", "expected"),
+    [
+        (None, None, False),
+        ("0", None, False),
+        (" 0 ", None, False),
+        ("1", None, True),
+        ("0, 0", None, True),  # anything but a plain 0 says a body may follow
+        (None, "chunked", True),
+        ("0", "chunked", True),
+    ],
+)
+def test_announces_body(content_length: str | None, transfer_encoding: str | None, expected: bool) -> None:
+    assert announces_body(content_length, transfer_encoding) is expected

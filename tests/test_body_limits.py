@@ -22,6 +22,8 @@ from real.world import JupyterServer
 HUNDRED_MIB = 100 * 1024 * 1024
 PIECE = 256 * 1024
 ROUTE = "firefox-launcher/api/firefox"
+SESSION = "firefox-launcher/session/0123456789ab"
+CAPABILITY = "A" * 43
 GROWTH_ALLOWED = 24 * 1024 * 1024
 
 
@@ -47,10 +49,12 @@ def _reset_peak(pid: int) -> int:
     return _status(pid, "VmHWM")
 
 
-def _post_huge(server: JupyterServer, *, chunked: bool, token: bool) -> tuple[int, dict, int]:
-    """POST 100 MiB (announced, or chunked) from a raw socket; (status, JSON answer, bytes sent)."""
-    path = server.base_url + ROUTE
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Content-Type: application/json"]
+def _post_huge(
+    server: JupyterServer, *, chunked: bool, token: bool, route: str = ROUTE, method: str = "POST"
+) -> tuple[int, dict, int]:
+    """Send 100 MiB (announced, or chunked) from a raw socket; (status, JSON answer, bytes sent)."""
+    path = server.base_url + route
+    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Content-Type: application/json"]
     if token:
         head.append(f"Authorization: token {server.token}")
     head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {HUNDRED_MIB}")
@@ -135,4 +139,49 @@ def test_100_mib_body_is_answered_without_buffering(
     assert peak - before < GROWTH_ALLOWED, grew
     assert elapsed < 10, f"answered after {elapsed:.1f} s"
     # The server is still well and answers the next request.
+    assert server.get("api/status").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "method", "token", "expected"),
+    [
+        (f"{SESSION}/", "POST", False, 403),  # the entry: refused before authentication's end
+        (f"{SESSION}/", "POST", True, 405),
+        (f"{SESSION}/", "GET", True, 413),  # a GET with a body
+        (f"{SESSION}/index.html", "PUT", True, 405),
+        (SESSION, "POST", False, 403),  # the slash redirect (XSRF)
+        (f"{SESSION}/c/{CAPABILITY}/", "POST", False, 404),  # the capability path (no session)
+        (f"{SESSION}/c/{CAPABILITY}/js/Client.js", "GET", False, 404),
+        ("firefox-launcher/session/not-an-id/x", "POST", False, 403),
+        ("firefox-launcher/session/not-an-id/x", "POST", True, 404),
+    ],
+    ids=[
+        "entry-anonymous",
+        "entry-token",
+        "entry-get-token",
+        "entry-put-token",
+        "slash-anonymous",
+        "capability-anonymous",
+        "capability-get",
+        "malformed-anonymous",
+        "malformed-token",
+    ],
+)
+@pytest.mark.parametrize("chunked", [False, True], ids=["announced", "chunked"])
+def test_session_routes_never_buffer_a_body(
+    server: JupyterServer, route: str, method: str, token: bool, expected: int, chunked: bool
+) -> None:
+    """Session URLs take no body: 100 MiB sent to any of them is answered without being read."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    before = _reset_peak(pid)
+    started = time.monotonic()
+    status, answer, sent = _post_huge(server, chunked=chunked, token=token, route=route, method=method)
+    elapsed = time.monotonic() - started
+    peak = _status(pid, "VmHWM")
+    assert status == expected, answer
+    assert isinstance(answer.get("message"), str) and answer["message"]
+    grew = f"server grew by {(peak - before) / 2**20:.1f} MiB ({sent / 2**20:.1f} MiB sent)"
+    assert peak - before < GROWTH_ALLOWED, grew
+    assert elapsed < 10, f"answered after {elapsed:.1f} s"
     assert server.get("api/status").status_code == 200

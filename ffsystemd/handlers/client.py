@@ -7,8 +7,9 @@ still valid (ffsystemd.capability), and the session runs. Unknown or stopped ses
 origin are 403 (`Origin: null` is the client's own opaque origin; the capability is what
 authorizes). Only GET and HEAD (405 otherwise) of the client's page and static files reach
 Xpra, and websocket upgrades, which are tunnelled (at most `max_connections_per_session` at
-once per session: 429 beyond). Every response carries the session policy
-(ffsystemd.session_page); the page itself is Xpra's index.html rewritten by us.
+once per session: 429 beyond). No request body is ever read (NoBodyMixin: 413). Every response
+carries the session policy (ffsystemd.session_page); the page itself is Xpra's index.html
+rewritten by us.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ..session_page import (
     static_content_type,
 )
 from ..ws_tunnel import connect_unix, tunnel, upgrade_request
-from .proxy import capabilities, session_prefix
+from .proxy import NoBodyMixin, capabilities, session_prefix
 
 CLIENT_ROUTE = (
     rf"/firefox-launcher/session/(?P<session_id>{SESSION_ID_PATTERN})"
@@ -50,8 +51,8 @@ DEFAULT_WEBSOCKET_IDLE_TIMEOUT = 300.0
 REDACTED = "<capability>"
 
 
-class SessionClientHandler(web.RequestHandler):
-    """Serve one session's client under its capability: page, files, websocket."""
+class SessionClientHandler(NoBodyMixin):
+    """Serve one session's client under its capability: page, files, websocket (no request body)."""
 
     def initialize(self) -> None:
         self.session_id = ""
@@ -74,7 +75,8 @@ class SessionClientHandler(web.RequestHandler):
             self.set_header(name, value)
 
     def prepare(self) -> None:
-        """Check the session, then the capability, then the origin; 404/403 before any connection."""
+        """Check the session, the capability, the origin, then refuse bodies: 404/403/405/413
+        before any connection and before a byte of a body is read."""
         kwargs = self.path_kwargs
         self.session_id, self.capability = kwargs["session_id"], kwargs["capability"]
         # Keep the capability out of Jupyter's access log (it logs failed requests' URIs).
@@ -96,6 +98,7 @@ class SessionClientHandler(web.RequestHandler):
         origin = self.request.headers.get("Origin")
         if origin is not None and origin != "null" and not self._same_origin(origin):
             raise web.HTTPError(403, "requests from another origin are refused")
+        self.refuse_body()
         self.unix_socket = str(socket_path)
 
     def _same_origin(self, origin: str) -> bool:

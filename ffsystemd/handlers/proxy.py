@@ -7,6 +7,10 @@ to `.../session/<id>/c/<capability>/?<client options>`, where ffsystemd.handlers
 serves the Xpra client in an opaque origin. Nothing else is served here: other paths and
 websockets are 404 (the client's files and websocket live under the capability path), other
 methods 405. Unknown, stopped and malformed ids are 404 before anything else happens.
+
+No session route takes a request body: bodies are streamed (NoBodyMixin), never buffered, and a
+request with one is answered (403 unauthenticated, 405 for another method, 413 for a GET or HEAD
+with a body) before its body is read.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..bodies import announces_body
 from ..capability import CapabilityStore
 from ..client_options import client_query
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
@@ -42,10 +47,44 @@ def session_prefix(base_url: str, session_id: str) -> str:
     return url_path_join(base_url, "firefox-launcher", "session", session_id)
 
 
-class _SessionHandler(ExtensionHandlerMixin, JupyterHandler):
-    """Base of the cookie-authenticated session routes: locked-down headers, JSON errors."""
+@web.stream_request_body
+class NoBodyMixin(web.RequestHandler):
+    """Routes that serve only GET, HEAD and websockets: a request body is refused, never read.
+
+    Streaming mode keeps tornado from buffering a body before prepare(); the route's prepare()
+    calls `refuse_body()` after its own checks (authentication, session, capability), which
+    answers 405 for another method and 413 for a body announced on GET or HEAD. A body that
+    still arrives (none was announced) is answered 413 and dropped.
+    """
+
+    def refuse_body(self) -> None:
+        """405 for methods other than GET and HEAD, 413 if the request announces a body."""
+        if self.request.method not in ("GET", "HEAD"):
+            raise web.HTTPError(405, "session URLs answer only GET and HEAD")
+        headers = self.request.headers
+        if announces_body(headers.get("Content-Length"), headers.get("Transfer-Encoding")):
+            raise web.HTTPError(413, "session URLs take no request body")
+
+    def data_received(self, chunk: bytes) -> None:
+        """Drop body bytes; the first ones end the request with 413 (tornado reads no more)."""
+        if chunk and not self._finished:
+            error = web.HTTPError(413, "session URLs take no request body")
+            self.send_error(413, exc_info=(web.HTTPError, error, None))
+
+
+class _SessionHandler(NoBodyMixin, ExtensionHandlerMixin, JupyterHandler):
+    """Base of the cookie-authenticated session routes: locked-down headers, JSON errors, no body."""
 
     auth_resource = "ffsystemd"
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate, then check the request before any of its body is read."""
+        await super().prepare()
+        self.check_request()
+
+    def check_request(self) -> None:
+        """Refuse other methods and bodies (routes add their own checks)."""
+        self.refuse_body()
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -75,13 +114,14 @@ class _SessionHandler(ExtensionHandlerMixin, JupyterHandler):
 class SessionEntryHandler(_SessionHandler):
     """The session page for Jupyter's users: a fresh capability URL, or 404/405."""
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        """Authenticate (websockets get 403, pages the login redirect) before anything else."""
-        await super().prepare()
+    def check_request(self) -> None:
+        """Authenticated (websockets get 403, pages the login redirect) before anything else."""
         if self.current_user:
+            self.refuse_body()
             return
         if self._is_websocket or self.request.method not in ("GET", "HEAD"):
             raise web.HTTPError(403)
+        self.refuse_body()
         web.authenticated(lambda handler: None)(self)
 
     def _running_session(self, session_id: str, action: str) -> str:
@@ -137,8 +177,7 @@ class SessionSlashHandler(_SessionHandler):
 class UnknownSessionHandler(_SessionHandler):
     """Any session path with a malformed id: 404 (after authentication), never a connection."""
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()
+    def check_request(self) -> None:
         if not self.current_user:
             raise web.HTTPError(403)
         raise web.HTTPError(404, "no running session with this id")

@@ -240,6 +240,18 @@ async def test_other_methods_are_405(world: World, session: dict[str, Any], clie
     assert await world.backend_requests(session["id"]) == before
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_a_body_is_413_and_never_reaches_xpra(
+    world: World, session: dict[str, Any], client: str, method: str
+) -> None:
+    """The capability path takes no body: a GET or HEAD with one is refused before it is read."""
+    before = await world.backend_requests(session["id"])
+    response = await world.http(client + "js/echo-headers.js", method=method, token=False, body=b"x" * 4096)
+    assert response.code == 413, (response.code, response.body)
+    assert await world.backend_requests(session["id"]) == before
+    assert (await world.http(client + "js/echo-headers.js", token=False)).code == 200
+
+
 # --- headers, each way -----------------------------------------------------------------------------------
 async def test_xpras_response_headers_are_filtered(
     world: World, session: dict[str, Any], client: str
