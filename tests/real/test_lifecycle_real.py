@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
@@ -127,9 +128,13 @@ def test_restart_with_keep_re_adopts_the_running_session(server_factory) -> None
 def test_restart_cleans_dead_units_and_orphan_directories(server_factory) -> None:
     first = server_factory(on_shutdown="keep")
     session = first.launch()
+    server_id = first.get("firefox-launcher/api/health").json()["server"]["server_id"]
     first.stop()
-    orphan = first.session_root / "session-00000000abcd"
+    orphan = first.session_root / "session-00000000abcd"  # ours (session.json says so), no unit
     orphan.mkdir(mode=0o700)
+    (orphan / "session.json").write_text(json.dumps({"id": "00000000abcd", "server_id": server_id}))
+    nobodys = first.session_root / "session-00000000dcba"  # no owner written: never swept
+    nobodys.mkdir(mode=0o700)
     stranger = first.session_root / "not-a-session"
     stranger.mkdir()
     # The session dies while no server watches it.
@@ -141,6 +146,7 @@ def test_restart_cleans_dead_units_and_orphan_directories(server_factory) -> Non
         wait_until(lambda: not orphan.exists(), 10, "the orphan directory to be removed")
         assert not (first.session_root / f"session-{session['id']}").exists()
         assert stranger.is_dir()  # not ours: untouched
+        assert nobodys.is_dir()  # no readable owner (another server's launch may be filling it)
         # The dead session is reported once, with the reason, and cleaned on request.
         (listed,) = restarted.get("firefox-launcher/api/firefox").json()["sessions"]
         assert (listed["id"], listed["state"]) == (session["id"], "failed")
