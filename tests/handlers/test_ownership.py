@@ -168,3 +168,21 @@ async def test_shutdown_here_leaves_the_other_servers_sessions(
     assert not (session_root / f"session-{ours['id']}").exists()
     assert fake_systemd.unit_state(theirs["unit"]) == ("active", "success")
     assert (session_root / f"session-{theirs['id']}").is_dir()
+
+
+@pytest.mark.launcher(idle_timeout=1, culling_interval=0.2)
+async def test_idle_culling_here_culls_only_this_servers_sessions(
+    api: Api, manager: SessionManager, other: SessionManager, fake_systemd: FakeSystemd
+) -> None:
+    ours = await launched(api)
+    theirs = await other.launch()
+    status = await eventually(lambda: _ended(api, ours["id"]), 15, "this server's idle session to be culled")
+    assert status["result"] == "idle-timeout"
+    assert fake_systemd.unit_state(theirs["unit"]) == ("active", "success")
+    assert (await other.status(theirs["id"]))["state"] == "running"
+    assert (await api.cleanup(id=ours["id"])).code == 200
+
+
+async def _ended(api: Api, session_id: str) -> dict[str, Any] | None:
+    reply = await api.session(session_id)
+    return reply.json if reply.code == 200 and reply.json["state"] in ("stopped", "failed") else None
