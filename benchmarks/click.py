@@ -8,15 +8,21 @@ Each run opens JupyterLab (a fresh workspace) in Debian's headless Chromium, cli
 Firefox launcher tile and times, from the click: the tab's launch POST answered, the Xpra
 client in the tab's iframe connected, Firefox's window listed by the client, and the window
 painted (its canvas shows more than a blank screen). After each run it measures the idle
-session's memory (PSS of every process of its scope, by program), then closes the session.
+session's memory (PSS of every process of its scope, by program, once no process has come or
+gone for --settle seconds), then closes the session.
 
 Modes: `cold` launches a new session per click. `warm` needs a pool of pre-started sessions;
-until the server has a `pool_size` trait it is reported as "n/a" (see MODES).
+until the server has a `pool_size` trait it is reported as "n/a" (see MODES). Each mode has its
+own server; clicks alternate between the modes. `--variant` compares cold launches of configs
+instead (paired the same way), e.g. before/after a memory setting:
+
+    benchmarks/click.py --runs 3 --variant 'old:screen_size="1920x1080"' --variant new
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -96,6 +102,7 @@ MODES = (
 class Run:
     steps: list[float]  # seconds after the click, in the order of STEPS
     pss: dict[str, float]  # MiB by program
+    uss: dict[str, float]  # MiB by program: pages of the session's alone (what stopping it frees)
 
 
 def program_of(proc: psutil.Process) -> str:
@@ -114,15 +121,36 @@ def program_of(proc: psutil.Process) -> str:
     return "other"
 
 
-def session_pss(main_pid: int) -> dict[str, float]:
-    """PSS (MiB) of every process of the session's tree, summed by program."""
-    total = dict.fromkeys(PROGRAMS, 0.0)
+def session_memory(main_pid: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(PSS, USS) in MiB of every process of the session's tree, summed by program.
+
+    PSS shares each shared page among all processes mapping it, so it moves with whatever else
+    runs on the machine (other sessions' Firefox and Xpra share libraries); USS does not.
+    """
+    pss = dict.fromkeys(PROGRAMS, 0.0)
+    uss = dict.fromkeys(PROGRAMS, 0.0)
     for proc in process_tree(main_pid):
         try:
-            total[program_of(proc)] += proc.memory_full_info().pss / 2**20
+            info = proc.memory_full_info()
         except psutil.Error:
             continue
-    return total
+        pss[program_of(proc)] += info.pss / 2**20
+        uss[program_of(proc)] += info.uss / 2**20
+    return pss, uss
+
+
+def settled(main_pid: int, quiet: float, timeout: float = 120.0) -> None:
+    """Wait until the session's set of processes has not changed for `quiet` seconds (Firefox
+    starts its spare and helper processes a while after its window appears), or timeout."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = frozenset(p.pid for p in process_tree(main_pid))
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.25)
 
 
 def sessions(server: JupyterServer) -> list[dict[str, Any]]:
@@ -155,33 +183,44 @@ def one_click(server: JupyterServer, browser: Any, index: int, settle: float) ->
         for predicate in (CONNECTED_JS, LISTED_JS, PAINTED_JS):
             marks.append(frame.wait_for_function(predicate, polling=10, timeout=120_000).json_value() / 1000)
         steps = [m - t_click for m in marks]
-        time.sleep(settle)  # let the session go idle before its memory is read
         (session,) = sessions(server)
-        pss = session_pss(session["main_pid"])
+        settled(session["main_pid"], settle)
+        pss, uss = session_memory(session["main_pid"])
         server.cleanup(id=session["id"])
         wait_until(lambda: sessions(server) == [], 60, "the session to be closed")
-        return Run(steps, pss)
+        return Run(steps, pss, uss)
     finally:
         page.close()
 
 
-def run_mode(mode: Mode, runs: int, settle: float, extra: dict[str, Any]) -> list[Run]:
-    root = Path(tempfile.mkdtemp(prefix="ffs-click-", dir="/tmp"))
-    server = JupyterServer(root, config={"ready_timeout": 60, **mode.config, **extra})
-    server.start()
-    results = []
+def run_modes(modes: list[Mode], runs: int, settle: float, extra: dict[str, Any]) -> dict[str, list[Run]]:
+    """One server per mode, all started first; the clicks alternate between modes (paired runs,
+    so drift on a shared machine hits every mode alike)."""
+    servers: dict[str, JupyterServer] = {}
+    results: dict[str, list[Run]] = {mode.name: [] for mode in modes}
     try:
+        for mode in modes:
+            root = Path(tempfile.mkdtemp(prefix="ffs-click-", dir="/tmp"))
+            servers[mode.name] = JupyterServer(root, config={"ready_timeout": 60, **extra, **mode.config})
+            servers[mode.name].start()
         with chromium() as browser:
             for i in range(runs):
-                if mode.prepare is not None:
-                    mode.prepare(server)
-                results.append(one_click(server, browser, i, settle))
-                steps = "  ".join(f"{s:.2f}" for s in results[-1].steps)
-                total = sum(results[-1].pss.values())
-                print(f"{mode.name} run {i + 1}: {steps}  PSS {total:.0f} MiB", flush=True)
+                for mode in modes:
+                    server = servers[mode.name]
+                    if mode.prepare is not None:
+                        mode.prepare(server)
+                    run = one_click(server, browser, i, settle)
+                    results[mode.name].append(run)
+                    steps = "  ".join(f"{s:.2f}" for s in run.steps)
+                    print(
+                        f"{mode.name} run {i + 1}: {steps}  PSS {sum(run.pss.values()):.0f} MiB"
+                        f" USS {sum(run.uss.values()):.0f} MiB",
+                        flush=True,
+                    )
     finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        for server in servers.values():
+            server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)
     return results
 
 
@@ -202,38 +241,64 @@ def table(results: dict[str, list[Run] | str], runs: int) -> str:
         lines.append(f"{step:20} " + " ".join(cells))
     lines.append(f"(median and min-max over {runs} clicks per mode)")
     lines.append("")
-    lines.append("PSS of an idle session, MiB (median)")
-    for name, value in results.items():
-        if isinstance(value, str):
-            lines.append(f"  {name}: n/a ({value})")
-            continue
-        parts = {p: statistics.median(r.pss[p] for r in value) for p in PROGRAMS}
-        total = statistics.median(sum(r.pss.values()) for r in value)
-        lines.append(f"  {name}: total {total:.0f} = " + ", ".join(f"{p} {v:.0f}" for p, v in parts.items()))
+    for kind in ("pss", "uss"):
+        lines.append(f"{kind.upper()} of an idle session, MiB (median)")
+        for name, value in results.items():
+            if isinstance(value, str):
+                lines.append(f"  {name}: n/a ({value})")
+                continue
+            parts = {p: statistics.median(getattr(r, kind)[p] for r in value) for p in PROGRAMS}
+            total = statistics.median(sum(getattr(r, kind).values()) for r in value)
+            lines.append(
+                f"  {name}: total {total:.0f} = " + ", ".join(f"{p} {v:.0f}" for p, v in parts.items())
+            )
     return "\n".join(lines)
 
 
 def parse_config(items: list[str]) -> dict[str, Any]:
-    """`trait=value` pairs for the server's FirefoxLauncher config (values are strings)."""
+    """`trait=value` pairs for the server's FirefoxLauncher config (a value is JSON, else a string)."""
     config: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--config wants trait=value, got {item!r}")
-        config[key] = value
+        try:
+            config[key] = json.loads(value)
+        except ValueError:
+            config[key] = value
     return config
+
+
+def parse_variant(text: str) -> Mode:
+    """`NAME` or `NAME:trait=value;trait=value`: a cold mode with its own config."""
+    name, _sep, rest = text.partition(":")
+    return Mode(name, config=parse_config([part for part in rest.split(";") if part]))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="clicks per mode (default 5)")
-    parser.add_argument("--settle", type=float, default=5.0, help="idle seconds before reading memory")
-    parser.add_argument("--config", action="append", default=[], help="extra FirefoxLauncher trait=value")
+    parser.add_argument(
+        "--settle", type=float, default=10.0, help="seconds with no new process before memory is read"
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="FirefoxLauncher trait=value, all modes",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="compare cold launches of configs instead of cold/warm: NAME:trait=value;trait=value (repeat)",
+    )
     args = parser.parse_args()
     extra = parse_config(args.config)
-    results: dict[str, list[Run] | str] = {}
-    for mode in MODES:
-        results[mode.name] = mode.unavailable or run_mode(mode, args.runs, args.settle, extra)
+    modes = [parse_variant(v) for v in args.variant] or list(MODES)
+    results: dict[str, list[Run] | str] = {m.name: m.unavailable for m in modes if m.unavailable}
+    measured = run_modes([m for m in modes if not m.unavailable], args.runs, args.settle, extra)
+    results = {m.name: results.get(m.name) or measured[m.name] for m in modes}
     print()
     print(table(results, args.runs))
     return 0

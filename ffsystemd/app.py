@@ -15,7 +15,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, U
 from . import metrics
 from .admin_args import firefox_arg_refusal, managed_xpra_options, pref_refusal, xpra_arg_refusal
 from .capability import CapabilityStore
-from .commands import XpraSettings, check_env_pattern
+from .commands import XpraSettings, check_env_pattern, content_process_prefs
 from .downloads import open_downloads_dir, upload_prefs
 from .identity import ServerIdentity, check_server_id, default_session_root, server_identity, state_dir
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
@@ -161,6 +161,16 @@ class FirefoxLauncher(ExtensionApp):
         config=True,
         help="Size WIDTHxHEIGHT of each session's virtual screen (the largest the Firefox view can be).",
     )
+    firefox_content_processes = Int(
+        2,
+        config=True,
+        help="Most shared web content processes each session's Firefox runs (Firefox's own default"
+        " is 8; each costs memory, ~15-20 MiB PSS idle and more with pages in it). Site isolation"
+        " stays on: a site still gets a process of its own. Firefox also keeps just one spare"
+        " process started ahead of need (instead of 3), and no hidden new-tab page. Raise it for"
+        " sessions that keep many tabs open; firefox_prefs can override each of these prefs"
+        " (dom.ipc.processCount, dom.ipc.processPrelaunch.fission.number, browser.newtab.preload).",
+    )
     ready_timeout = Float(
         30.0,
         config=True,
@@ -303,6 +313,12 @@ class FirefoxLauncher(ExtensionApp):
     def _check_max_sessions(self, proposal: Any) -> int:
         if not 1 <= proposal["value"] <= 1000:
             raise _bad("max_sessions", proposal["value"], "must be between 1 and 1000")
+        return proposal["value"]
+
+    @validate("firefox_content_processes")
+    def _check_content_processes(self, proposal: Any) -> int:
+        if not 1 <= proposal["value"] <= 64:
+            raise _bad("firefox_content_processes", proposal["value"], "must be between 1 and 64")
         return proposal["value"]
 
     @validate("screen_size")
@@ -518,7 +534,11 @@ class FirefoxLauncher(ExtensionApp):
                 extra_xpra_args=tuple(self.extra_xpra_args),
                 extra_firefox_args=tuple(self.extra_firefox_args),
                 screen_size=parse_screen_size(self.screen_size),
-                extra_prefs={**upload_prefs(self.server_root_dir()), **self.firefox_prefs},
+                extra_prefs={
+                    **content_process_prefs(self.firefox_content_processes),
+                    **upload_prefs(self.server_root_dir()),
+                    **self.firefox_prefs,
+                },
                 pass_environment=tuple(self.pass_environment),
             ),
             start_url=self.start_url,

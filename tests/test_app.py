@@ -36,6 +36,8 @@ BAD_VALUES = [
     ("max_sessions", 0),
     ("max_sessions", 1001),
     ("screen_size", "big"),
+    ("firefox_content_processes", 0),
+    ("firefox_content_processes", 65),
     ("screen_size", "100x100"),
     ("ready_timeout", 0),
     ("ready_timeout", -1.0),
@@ -137,7 +139,11 @@ def test_defaults_produce_manager_settings():
     assert settings.session_root == Path("~/.firefox-launcher").expanduser() / server_id
     assert settings.xpra.xpra_command == ("xpra",)
     assert settings.xpra.screen_size == (1920, 1080)
-    assert settings.xpra.extra_prefs == {"dom.input.fallbackUploadDir": os.getcwd()}  # the upload dialog
+    assert settings.xpra.extra_prefs == {
+        "dom.ipc.processCount": 2,  # firefox_content_processes
+        "dom.ipc.processPrelaunch.fission.number": 1,
+        "dom.input.fallbackUploadDir": os.getcwd(),  # the upload dialog
+    }
     assert settings.downloads_dir is None  # checked and passed in at start-up
 
 
@@ -184,6 +190,7 @@ def test_good_values_reach_manager_settings(tmp_path):
         cpu_quota="150%",
         max_sessions=2,
         screen_size="1280x720",
+        firefox_content_processes=4,
         ready_timeout=12.5,
         stop_timeout=2.5,
         start_url="https://example.com/",
@@ -206,6 +213,8 @@ def test_good_values_reach_manager_settings(tmp_path):
     assert settings.session_root == tmp_path / "s"
     assert settings.keep_profile is True
     assert settings.xpra.extra_prefs == {
+        "dom.ipc.processCount": 4,
+        "dom.ipc.processPrelaunch.fission.number": 1,
         "dom.input.fallbackUploadDir": os.getcwd(),
         "b": True,
         "i": 3,

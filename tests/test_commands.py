@@ -497,3 +497,13 @@ def test_user_js_disables_data_reporting_and_default_browser_check():
     assert prefs["toolkit.telemetry.enabled"] is False
     assert prefs["app.update.enabled"] is False
     assert prefs["app.normandy.enabled"] is False
+
+
+def test_content_process_prefs_bound_shared_processes_and_spares():
+    from ffsystemd.commands import content_process_prefs
+
+    prefs = _parse_user_js(user_js("about:blank", content_process_prefs(3)))
+    assert prefs["dom.ipc.processCount"] == 3
+    assert prefs["dom.ipc.processPrelaunch.fission.number"] == 1
+    assert prefs["browser.newtab.preload"] is False
+    assert "fission.autostart" not in prefs  # site isolation is left on
