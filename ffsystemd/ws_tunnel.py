@@ -52,18 +52,6 @@ def upgrade_request(path: str, headers: Iterable[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
-async def connect_unix(path: str, timeout: float = 10.0) -> socket.socket:
-    """Open a non-blocking connection to a unix socket (OSError if nobody listens)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, path), timeout)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 def take_over(stream: IOStream) -> tuple[socket.socket, bytes]:
     """The detached stream's connection as a socket of our own, plus the bytes tornado had read.
 

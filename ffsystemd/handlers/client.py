@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tornado import web
-from tornado.httpclient import HTTPClientError
 
 from .. import backend_http
 from ..client_options import client_query, is_canonical
@@ -39,7 +38,8 @@ from ..session_page import (
     security_headers,
     static_content_type,
 )
-from ..ws_tunnel import connect_unix, tunnel, upgrade_request
+from ..unix_socket import connect_unix
+from ..ws_tunnel import tunnel, upgrade_request
 from .proxy import NoBodyMixin, capabilities, session_prefix
 
 CLIENT_ROUTE = (
@@ -185,7 +185,7 @@ class SessionClientHandler(NoBodyMixin):
         else:
             self.set_header("Content-Length", str(len(body)))
 
-    async def _fetch(self, path: str) -> Any:
+    async def _fetch(self, path: str) -> backend_http.BackendResponse:
         headers = backend_http.backend_request_headers(
             self.request.headers.get_all(),
             session_prefix(self.settings.get("base_url", "/"), self.session_id),
@@ -193,7 +193,7 @@ class SessionClientHandler(NoBodyMixin):
         self._record_activity()
         try:
             response = await backend_http.fetch(self.unix_socket, "GET", path, headers)
-        except (OSError, HTTPClientError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError) as exc:
             raise web.HTTPError(502, f"the session's Xpra does not answer: {exc}") from None
         self._record_activity()
         return response

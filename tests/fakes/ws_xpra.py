@@ -20,6 +20,10 @@ are ignored) and serves on the unix socket given by --bind:
                                binary); selects the subprotocol "binary" when offered; a text
                                message "close-me" makes it close the connection from its side
 
+FAKE_XPRA_BACKLOG=N (environment): listen with a backlog of N (Xpra's own is 5) instead of 128.
+FAKE_XPRA_BUSY_MS=N (environment): block for N ms before each answer (a busy server that
+accepts no connection meanwhile, as Xpra under load).
+
 SIGTERM or SIGINT: close the listener, remove the socket, exit 0.
 """
 
@@ -31,6 +35,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from tornado import httpserver, netutil, web, websocket
@@ -78,6 +83,9 @@ class FakeXpraHandler(websocket.WebSocketHandler):
         is_ws = self.request.headers.get("Upgrade", "").lower() == "websocket"
         if self.request.path != "/requests":
             State.requests.append(("WEBSOCKET" if is_ws else self.request.method or "", self.request.path))
+        busy_ms = int(os.environ.get("FAKE_XPRA_BUSY_MS", "0"))
+        if busy_ms:
+            time.sleep(busy_ms / 1000)  # on purpose: nothing is accepted meanwhile
 
     def check_xsrf_cookie(self) -> None:
         """No XSRF for a fake backend."""
@@ -181,7 +189,8 @@ async def serve(bind: str) -> None:
     server = httpserver.HTTPServer(app, max_body_size=MAX_MESSAGE)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(bind)
-    server.add_socket(netutil.bind_unix_socket(bind, mode=0o600))
+    backlog = int(os.environ.get("FAKE_XPRA_BACKLOG", "128"))
+    server.add_socket(netutil.bind_unix_socket(bind, mode=0o600, backlog=backlog))
     log(f"serving on {bind} (pid {os.getpid()})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ other session's capability gets. Requests here carry no Jupyter token unless a t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from fakes.ws_xpra import BIG_SIZE, INLINE_SCRIPT, big_body
+from tornado.httpclient import AsyncHTTPClient
 
 from ffsystemd.client_options import DEFAULT_CLIENT_OPTIONS
 from ffsystemd.session_page import CLIENT_SHIM_JS, CLIENT_SHIM_PATH
@@ -250,6 +252,38 @@ async def test_a_body_is_413_and_never_reaches_xpra(
     assert response.code == 413, (response.code, response.body)
     assert await world.backend_requests(session["id"]) == before
     assert (await world.http(client + "js/echo-headers.js", token=False)).code == 200
+
+
+@pytest.mark.parametrize("launcher_traits", [{"pass_environment": ["FAKE_XPRA_*"]}])
+async def test_parallel_fetches_all_answer_when_xpras_backlog_is_full(
+    world: World, monkeypatch: pytest.MonkeyPatch, launcher_traits: dict[str, Any]
+) -> None:
+    """30 files at once from a busy Xpra with a backlog of 1: each waits its turn, none fails.
+
+    A non-blocking connect to a full unix backlog fails with EAGAIN; taken for a connection in
+    progress it gave sockets that were never connected and 502 "[Errno 22] Invalid argument".
+    """
+    # The manager copied os.environ when the server started: the knobs go into its copy.
+    monkeypatch.setitem(world.manager._environ, "FAKE_XPRA_BACKLOG", "1")
+    monkeypatch.setitem(world.manager._environ, "FAKE_XPRA_BUSY_MS", "20")
+    session = await world.launch()
+    client = await world.client_path(session)
+    http = AsyncHTTPClient(force_instance=True, max_clients=40)
+    try:
+        responses = await asyncio.gather(
+            *(
+                http.fetch(
+                    f"http://127.0.0.1:{world.port}{client}js/echo-headers.js?n={n}",
+                    raise_error=False,
+                    request_timeout=60,
+                )
+                for n in range(30)
+            )
+        )
+    finally:
+        http.close()
+    assert [(r.code, r.body[:80]) for r in responses if r.code != 200] == []
+    assert all(json.loads(r.body)["path"] == "/js/echo-headers.js" for r in responses)
 
 
 # --- headers, each way -----------------------------------------------------------------------------------
