@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import re
 import stat
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,6 +16,41 @@ from .test_traces_real import DOWNLOAD_BODY, DOWNLOAD_NAME, site  # noqa: F401 -
 from .world import JupyterServer, unit_gone, wait_until
 
 pytestmark = pytest.mark.real
+
+UPLOAD_PAGE = (
+    b"<!doctype html><title>upload page</title>"
+    b"<style>input{position:fixed;left:0;top:0;width:100vw;height:100vh}</style>"
+    b"<input type=file onchange=\"fetch('/upload', {method: 'POST', body: this.files[0]})\">"
+)
+TITLES = "() => window.client ? Object.values(client.id_to_window).map(w => w.title || '') : []"
+
+
+@pytest.fixture
+def upload_site() -> Iterator[tuple[str, list[bytes]]]:
+    """A page on 127.0.0.1 that is one big file input and POSTs the chosen file back: (URL, bodies)."""
+    bodies: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(UPLOAD_PAGE)))
+            self.end_headers()
+            self.wfile.write(UPLOAD_PAGE)
+
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/", bodies
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def listed(server: JupyterServer, directory: str) -> dict[str, dict]:
@@ -61,3 +99,32 @@ def test_a_download_appears_in_the_contents_api_and_the_lab_file_browser(
     wait_until(lambda: unit_gone(session["unit"]), 30, "the session's unit to go")
     assert not base.exists()
     assert DOWNLOAD_NAME in listed(server, "Downloads")
+
+
+@pytest.mark.browser
+def test_the_upload_dialog_opens_in_root_dir(
+    server_factory: Callable[..., JupyterServer], upload_site: tuple[str, list[bytes]]
+) -> None:
+    url, bodies = upload_site
+    server = server_factory(screen_size="1280x800")
+    (server.root / "in-root-dir.txt").write_bytes(b"a file of the server's root_dir\n")
+    session = server.launch(url=url)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"http://127.0.0.1:{server.port}{session['url']}?token={server.token}")
+        page.wait_for_function(f"() => ({TITLES})().some(t => t.includes('upload page'))", timeout=90_000)
+        canvas = page.locator("div.window canvas").first
+        deadline = time.monotonic() + 60
+        while len(page.evaluate(TITLES)) < 2:  # the file chooser is a second window
+            assert time.monotonic() < deadline, f"no file chooser opened: {page.evaluate(TITLES)}"
+            canvas.click(position={"x": 600, "y": 400})
+            page.wait_for_timeout(2000)  # bounded by the deadline; the dialog takes a moment
+        assert any(t.startswith("File Upload") for t in page.evaluate(TITLES)), page.evaluate(TITLES)
+        page.wait_for_timeout(1000)
+        # A name relative to the dialog's folder: only root_dir holds it.
+        page.keyboard.type("./in-root-dir.txt", delay=50)
+        page.keyboard.press("Enter")
+        wait_until(lambda: bodies, 30, "the page to upload the chosen file")
+        save_artifact("upload-from-root-dir.png", page.screenshot())
+    assert bodies == [b"a file of the server's root_dir\n"]
+    server.cleanup(id=session["id"])
