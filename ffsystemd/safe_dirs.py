@@ -114,6 +114,30 @@ def open_private_dir(
     other on the path). With tighten (the default) an existing directory's read and search
     bits for group and others are removed (mode 0700). The caller closes the descriptor.
     """
+    fd, real = _walk_private_dir(path, create, final_symlink_ok, tighten, dry_run=False)
+    assert fd is not None
+    return fd, real
+
+
+def check_private_dir(path: str | os.PathLike[str], final_symlink_ok: bool = False) -> tuple[str, bool]:
+    """Whether open_private_dir(path) (create and tighten) would succeed, changing nothing.
+
+    Returns (real path, whether it exists already). Raises UnsafeDirectory for exactly the
+    directories open_private_dir refuses; for a directory still to be created, the deepest
+    existing one on the way must be one we may create it in (checked as an ancestor, and
+    writable by us). Nothing is created and no mode is changed.
+    """
+    fd, real = _walk_private_dir(path, True, final_symlink_ok, False, dry_run=True)
+    if fd is None:
+        return real, False
+    os.close(fd)
+    return real, True
+
+
+def _walk_private_dir(
+    path: str | os.PathLike[str], create: bool, final_symlink_ok: bool, tighten: bool, dry_run: bool
+) -> tuple[int | None, str]:
+    """open_private_dir's walk; with dry_run, (None, the path it would have) at the first missing one."""
     uid = os.geteuid()
     absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
     parts = _components(absolute)
@@ -135,6 +159,13 @@ def open_private_dir(
             except FileNotFoundError:
                 if not create:
                     raise
+                if dry_run:
+                    if not os.access(parent, os.W_OK | os.X_OK):
+                        raise UnsafeDirectory(
+                            f"{parent} is not writable: {child} cannot be created"
+                        ) from None
+                    rest = [step for step, _final in pending if step != ".."]
+                    return None, "/".join([child, *rest])
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(name, 0o700, dir_fd=parent_fd)
                 st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..health import Check, run_checks
+from ..safe_dirs import check_private_dir
 from ..session_dirs import check_root_length
 from ..systemd import SystemdClient
 from .install import SLICE, user_unit_dir
@@ -73,22 +74,25 @@ def fix_commands(check: dict[str, Any], uid: int, user: str) -> list[str]:
 
 
 def session_root_check(root: Path) -> Check:
-    """The session root: short enough for socket paths, and ours to write (or creatable)."""
+    """The session root as start-up will judge it (ffsystemd.safe_dirs), creating nothing.
+
+    `error` exactly when the server would refuse it: a symlink, not a directory, not ours,
+    writable by others, under a directory another user controls, not creatable, or too long
+    for the session sockets (its real path).
+    """
+    hint = "choose a session_root you own (short, not writable by other users)"
     try:
         check_root_length(root)
-    except ValueError as exc:
-        return Check("session_root", "error", f"{root}: {exc}", "choose a shorter session_root")
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.is_symlink() or (existing == root and not existing.is_dir()):
-        return Check("session_root", "error", f"{root} is not a directory", "")
-    if existing.stat().st_uid != os.getuid() and existing == root:
-        return Check("session_root", "error", f"{root} is owned by another user", "")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return Check("session_root", "error", f"{existing} is not writable", "")
-    where = root if existing == root else f"{root} (created at the first launch)"
-    return Check("session_root", "ok", str(where))
+        real, exists = check_private_dir(root)
+        check_root_length(Path(real))
+    except FileNotFoundError as exc:
+        return Check("session_root", "error", f"{root}: {exc.strerror or exc}", hint)
+    except ValueError as exc:  # UnsafeDirectory, or too long
+        return Check("session_root", "error", f"{root}: {exc}", hint)
+    except OSError as exc:
+        return Check("session_root", "error", f"{root}: cannot check it: {exc.strerror or exc}", hint)
+    where = real if exists else f"{real} (created at the first launch)"
+    return Check("session_root", "ok", where)
 
 
 def slice_check(environ: dict[str, str] | None = None) -> Check:
