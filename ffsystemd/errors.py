@@ -63,6 +63,21 @@ class LaunchError(FFSystemdError):
         self.result = result
 
 
+class LaunchCancelled(LaunchError):
+    """A cleanup stopped the session while it was starting (step `cancelled` in the error JSON)."""
+
+    def __init__(self, message: str = "the session was stopped (cleanup) while it was starting") -> None:
+        super().__init__("cancelled", message)
+
+
+class StopFailed(FFSystemdError):
+    """Stopping a session's unit failed; the session stays known so a cleanup can be retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 _SYSTEMD_ERRORS: dict[str, type[SystemdError]] = {
     "org.freedesktop.systemd1.NoSuchUnit": NoSuchUnit,
     "org.freedesktop.systemd1.UnitExists": UnitExists,

@@ -9,8 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dbus_fast.aio import MessageBus
-
 from .errors import FFSystemdError
 from .systemd import SystemdClient
 
@@ -84,23 +82,13 @@ async def _python_has_pil(xpra_path: str) -> bool:
     return await asyncio.wait_for(proc.wait(), 10) == 0
 
 
-async def _bus_error(address: str, timeout: float) -> str | None:
-    """None when a bus answers at address, else why not (independent of systemd)."""
-    try:
-        bus = await asyncio.wait_for(MessageBus(bus_address=address).connect(), timeout)
-    except Exception as exc:  # connection refused, no such file, auth failure, timeout
-        return f"cannot connect to the user bus at {address}: {exc or type(exc).__name__}"
-    bus.disconnect()
-    return None
-
-
 async def run_checks(
     systemd: SystemdClient, xpra_command: list[str], firefox_command: list[str], needs_cpu: bool
 ) -> dict[str, Any]:
     """Check bus, manager, controllers, xpra, its HTML5 client and firefox; return the health JSON."""
     checks: list[Check] = []
     control_group = None
-    bus_error = await _bus_error(systemd.bus_address, systemd.call_timeout)
+    bus_error = await systemd.probe_bus()
     if bus_error:
         hint = "log in through a systemd session or set DBUS_SESSION_BUS_ADDRESS"
         checks.append(Check("user_bus", "error", bus_error, hint))
@@ -109,7 +97,7 @@ async def run_checks(
         checks.append(Check("user_bus", "ok", f"connected to {systemd.bus_address}"))
         try:
             version = await systemd.version()
-            control_group = await systemd.manager_property("ControlGroup")
+            control_group = await systemd.control_group()
             checks.append(Check("user_manager", "ok", f"systemd {version} answers"))
         except FFSystemdError as exc:
             hint = "start a systemd user manager for this user (systemctl start user@$UID.service)"

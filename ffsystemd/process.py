@@ -22,6 +22,7 @@ class GatedProcess:
     def __init__(self, proc: asyncio.subprocess.Process, log_path: Path) -> None:
         self._proc = proc
         self.log_path = log_path
+        self.released = False  # the gate was opened: the child runs (or ran) its command
 
     @classmethod
     async def spawn(
@@ -53,9 +54,21 @@ class GatedProcess:
         """The exit status (negative: killed by that signal), None while running."""
         return self._proc.returncode
 
+    @property
+    def exited(self) -> bool:
+        """The child has exited, even if the event loop has not reaped it yet (it is a zombie)."""
+        if self._proc.returncode is not None:
+            return True
+        try:
+            with open(f"/proc/{self._proc.pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except (OSError, IndexError):
+            return True
+
     async def release(self) -> None:
         """Let the child exec its command."""
         assert self._proc.stdin is not None
+        self.released = True
         self._proc.stdin.write(b"go\n")
         await self._proc.stdin.drain()
         self._proc.stdin.close()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from dbus_fast import Variant
+from typing import Any, NamedTuple
 
 from .ids import SESSION_ID_PATTERN, is_valid_session_id
 from .limits import UINT64_MAX
@@ -14,6 +13,14 @@ UNIT_PREFIX = "app-ffsystemd-firefox-"
 UNIT_SUFFIX = ".scope"
 UNIT_GLOB = f"{UNIT_PREFIX}*{UNIT_SUFFIX}"
 UNIT_NAME_PATTERN = rf"{UNIT_PREFIX}{SESSION_ID_PATTERN}\{UNIT_SUFFIX}"
+
+
+class UnitProperty(NamedTuple):
+    """One transient-unit property: its systemd name, its D-Bus signature and its value."""
+
+    name: str
+    signature: str
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -56,31 +63,31 @@ def session_id_of(unit: str) -> str | None:
 
 def scope_properties(
     *, pid: int, description: str, slice_name: str, limits: ScopeLimits
-) -> list[tuple[str, Variant]]:
+) -> list[UnitProperty]:
     """Return StartTransientUnit's `a(sv)` for a session scope holding `pid`.
 
     Limits at UINT64_MAX are left out (systemd's default is infinity), so a scope
     started without limits looks exactly like one started by `systemd-run --scope`.
     """
-    props: list[tuple[str, Variant]] = [
-        ("Description", Variant("s", description)),
-        ("PIDs", Variant("au", [pid])),
-        ("Slice", Variant("s", slice_name)),
-        ("CollectMode", Variant("s", "inactive-or-failed")),
-        ("TimeoutStopUSec", Variant("t", limits.stop_timeout_usec)),
-        ("SendSIGKILL", Variant("b", True)),
+    props: list[UnitProperty] = [
+        UnitProperty("Description", "s", description),
+        UnitProperty("PIDs", "au", [pid]),
+        UnitProperty("Slice", "s", slice_name),
+        UnitProperty("CollectMode", "s", "inactive-or-failed"),
+        UnitProperty("TimeoutStopUSec", "t", limits.stop_timeout_usec),
+        UnitProperty("SendSIGKILL", "b", True),
     ]
     if limits.memory_max != UINT64_MAX:
-        props.append(("MemoryAccounting", Variant("b", True)))
-        props.append(("MemoryMax", Variant("t", limits.memory_max)))
+        props.append(UnitProperty("MemoryAccounting", "b", True))
+        props.append(UnitProperty("MemoryMax", "t", limits.memory_max))
     if limits.tasks_max != UINT64_MAX:
-        props.append(("TasksAccounting", Variant("b", True)))
-        props.append(("TasksMax", Variant("t", limits.tasks_max)))
+        props.append(UnitProperty("TasksAccounting", "b", True))
+        props.append(UnitProperty("TasksMax", "t", limits.tasks_max))
     if limits.cpu_quota_per_sec_usec != UINT64_MAX:
-        props.append(("CPUAccounting", Variant("b", True)))
-        props.append(("CPUQuotaPerSecUSec", Variant("t", limits.cpu_quota_per_sec_usec)))
+        props.append(UnitProperty("CPUAccounting", "b", True))
+        props.append(UnitProperty("CPUQuotaPerSecUSec", "t", limits.cpu_quota_per_sec_usec))
     if limits.runtime_max_usec != UINT64_MAX:
-        props.append(("RuntimeMaxUSec", Variant("t", limits.runtime_max_usec)))
+        props.append(UnitProperty("RuntimeMaxUSec", "t", limits.runtime_max_usec))
     return props
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 from fakes.dbus_world import FakeSystemd, start_fake_systemd
+from fakes.manager_world import World
+from fakes.memory_systemd import MemorySystemd
 
 # tests/vm runs only inside the VM tier's guest (scripts/test-vm), never in the host run.
 collect_ignore = ["vm"]
@@ -24,3 +27,24 @@ def fake_systemd(request: pytest.FixtureRequest) -> Iterator[FakeSystemd]:
     finally:
         print(fake.output())
         fake.stop()
+
+
+async def _world_fixture(world: World, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    yield world
+    problems = await world.finish()
+    if problems and request.node.get_closest_marker("xfail") is None:
+        pytest.fail(f"left behind: {problems}")
+
+
+@pytest_asyncio.fixture
+async def memory_world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """Session managers on the in-memory systemd (tests/fakes/memory_systemd.py); fails on leftovers."""
+    async for world in _world_fixture(World(MemorySystemd()), request):
+        yield world
+
+
+@pytest_asyncio.fixture
+async def bus_world(fake_systemd: FakeSystemd, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """Session managers on the dbusmock systemd on a private bus; fails on leftovers."""
+    async for world in _world_fixture(World(fake_systemd), request):
+        yield world

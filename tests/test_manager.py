@@ -1,120 +1,31 @@
-"""ffsystemd.manager.SessionManager without HTTP: the fake systemd user manager and the fake Xpra.
+"""ffsystemd.manager.SessionManager without HTTP, on the in-memory systemd: launches, states, re-adoption.
 
-Each test builds a SessionManager with `make_manager(**settings)` (ManagerSettings fields),
-talking to `fake_systemd` and running tests/fakes/fake_xpra.py as Xpra, with a short session
-root under /tmp. Afterwards every session left is stopped and the test fails if anything
-(unit, process, directory) was left behind.
+Each test builds managers with `world.make(**settings)` (ManagerSettings fields) on the in-memory
+systemd of tests/fakes/memory_systemd.py, running tests/fakes/fake_xpra.py as Xpra; the world
+(tests/fakes/manager_world.py) fails the test if anything (unit, process, directory, session)
+is left behind. No daemon runs: these tests take milliseconds each, plus the fake Xpra's start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
 import signal
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import psutil
 import pytest
-import pytest_asyncio
-from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
+from fakes.manager_world import World, alive, ended
 from fakes.polling import eventually
 
 from ffsystemd.commands import XpraSettings
 from ffsystemd.errors import LaunchError, SessionLimitReached, UnknownSession
-from ffsystemd.manager import ManagerSettings, SessionManager
-from ffsystemd.systemd import SystemdClient
-from ffsystemd.units import UNIT_PREFIX, ScopeLimits, scope_properties
 
 pytestmark = pytest.mark.asyncio
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-async def ended(manager: SessionManager, session_id: str) -> dict[str, Any] | None:
-    """The session's status once it is no longer starting, running or stopping."""
-    status = await manager.status(session_id)
-    return status if status["state"] not in ("starting", "running", "stopping") else None
-
-
-class World:
-    def __init__(self, fake: FakeSystemd) -> None:
-        self.fake = fake
-        self.root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
-        self.managers: list[SessionManager] = []
-        self.pids: list[int] = []
-
-    def make(self, environ: dict[str, str] | None = None, **overrides: Any) -> SessionManager:
-        xpra = overrides.pop("xpra", None) or XpraSettings(
-            xpra_command=(sys.executable, str(FAKE_XPRA)),
-            firefox_command=("/bin/true",),
-            pass_environment=FAKE_XPRA_ENV,
-        )
-        settings = ManagerSettings(
-            session_root=self.root,
-            slice_name="app-ffsystemd.slice",
-            limits=ScopeLimits(memory_max=2**30, tasks_max=256, stop_timeout_usec=2_000_000),
-            xpra=xpra,
-            **{"max_sessions": 2, "ready_timeout": 5.0, **overrides},
-        )
-        manager = SessionManager(
-            settings,
-            SystemdClient(self.fake.address, call_timeout=5),
-            url_for=lambda sid: f"/firefox-launcher/session/{sid}/",
-            environ=dict(os.environ, **(environ or {})),
-        )
-        self.managers.append(manager)
-        return manager
-
-    async def launch(self, manager: SessionManager, url: str | None = None) -> dict[str, Any]:
-        session = await manager.launch(url)
-        self.pids.append(session["main_pid"])
-        return session
-
-    def retire(self, manager: SessionManager) -> None:
-        """A manager shut down keeping its sessions: they are handed over, not left behind."""
-        self.managers.remove(manager)
-
-    def units(self) -> list[str]:
-        return [u for u in self.fake.loaded_units() if u.startswith(UNIT_PREFIX)]
-
-    def dirs(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir())
-
-
-@pytest_asyncio.fixture
-async def world(fake_systemd: FakeSystemd) -> AsyncIterator[World]:
-    """Managers on the fake systemd; checks at the end that nothing is left behind."""
-    w = World(fake_systemd)
-    yield w
-    problems = []
-    for manager in w.managers:
-        if manager.session_ids():
-            problems.append(f"sessions left: {manager.session_ids()}")
-            await manager.cleanup(manager.session_ids(), force=True)
-        await manager.shutdown(stop_sessions=False)
-    if fake_systemd.process is not None and w.units():
-        problems.append(f"units left: {w.units()}")
-    for pid in w.pids:
-        if alive(pid):
-            problems.append(f"process {pid} left")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    if w.dirs():
-        problems.append(f"directories left: {w.dirs()}")
-    shutil.rmtree(w.root, ignore_errors=True)
-    assert not problems, problems
+@pytest.fixture
+def world(memory_world: World) -> World:
+    return memory_world
 
 
 async def test_launch_status_cleanup_round_trip(world: World) -> None:
@@ -145,7 +56,7 @@ async def test_socket_path_refuses_unknown_and_malformed_ids(world: World) -> No
 
 async def test_hanging_start_job_fails_at_unit_start_and_leaves_nothing(world: World) -> None:
     manager = world.make(job_timeout=1.0)
-    world.fake.hang_start_jobs()
+    world.memory.hang_start_jobs()
     started = time.monotonic()
     with pytest.raises(LaunchError) as failure:
         await manager.launch()
@@ -153,15 +64,7 @@ async def test_hanging_start_job_fails_at_unit_start_and_leaves_nothing(world: W
     assert "did not finish within 1 s" in failure.value.message
     assert time.monotonic() - started < 10
     assert world.units() == [] and world.dirs() == [] and manager.session_ids() == []
-    assert world.fake.call_count("StopUnit") == 1
-
-
-async def test_job_removed_before_the_reply_is_not_lost(world: World) -> None:
-    manager = world.make(job_timeout=5.0)
-    world.fake.job_removed_before_reply()
-    session = await world.launch(manager)
-    assert session["state"] == "running"
-    assert (await manager.cleanup([session["id"]]))[1] == {}
+    assert world.memory.call_count("stop_unit") == 1
 
 
 async def test_concurrent_launches_reserve_their_slot(world: World) -> None:
@@ -170,8 +73,7 @@ async def test_concurrent_launches_reserve_their_slot(world: World) -> None:
     sessions = [r for r in results if isinstance(r, dict)]
     refused = [r for r in results if isinstance(r, SessionLimitReached)]
     assert len(sessions) == 1 and len(refused) == 1, results
-    world.pids.append(sessions[0]["main_pid"])
-    assert world.fake.call_count("StartTransientUnit") == 1
+    assert world.memory.call_count("start_transient_unit") == 1
     await manager.cleanup(manager.session_ids())
 
 
@@ -216,7 +118,7 @@ async def test_xpra_exiting_normally_marks_the_session_stopped(world: World) -> 
 async def test_stop_failure_is_reported_and_ends_our_child(world: World) -> None:
     manager = world.make()
     session = await world.launch(manager)
-    world.fake.fail_method("StopUnit", "org.freedesktop.DBus.Error.AccessDenied", "no", 1)
+    world.memory.fail_with_systemd_error("stop_unit", "org.freedesktop.DBus.Error.AccessDenied", "no")
     stopped, errors = await manager.cleanup([session["id"]])
     assert stopped == []
     assert "AccessDenied" in errors[session["id"]]
@@ -233,8 +135,7 @@ async def test_cleanup_during_launch_leaves_nothing(world: World) -> None:
     manager = world.make(environ={"FAKE_XPRA_NEVER_READY": "1"}, ready_timeout=10.0)
     launch = asyncio.ensure_future(manager.launch())
     (unit,) = await eventually(lambda: world.units(), what="the scope to start")
-    pids = world.fake.unit_pids(unit)
-    world.pids.extend(pids)
+    pids = world.memory.unit_pids(unit)
     (sid,) = manager.session_ids()
     assert await manager.cleanup([sid]) == ([sid], {})
     with pytest.raises(BaseException):  # noqa: B017 - what it raises is the subject of a bug report
@@ -264,28 +165,14 @@ async def test_shutdown_keeping_sessions_leaves_them_running(world: World) -> No
 
 
 # --- re-adoption after a restart ---------------------------------------------------------------------
-@pytest.fixture
-def xpra_named_xpra(tmp_path: Path) -> XpraSettings:
-    """The fake Xpra under a program name ending in `xpra` (how the manager recognises an Xpra server)."""
-    link = tmp_path / "xpra"
-    link.symlink_to(FAKE_XPRA)
-    return XpraSettings(
-        xpra_command=(sys.executable, str(link)),
-        firefox_command=("/bin/true",),
-        pass_environment=FAKE_XPRA_ENV,
-    )
-
-
-async def test_a_restarted_launcher_re_adopts_its_running_sessions(
-    world: World, xpra_named_xpra: XpraSettings
-) -> None:
-    first = world.make(xpra=xpra_named_xpra)
+async def test_a_restarted_launcher_re_adopts_its_running_sessions(world: World) -> None:
+    first = world.make()
     session = await world.launch(first, "https://example.org/")
     await first.shutdown(stop_sessions=False)
     world.retire(first)
     assert world.units() == [session["unit"]] and alive(session["main_pid"])
 
-    second = world.make(xpra=xpra_named_xpra)
+    second = world.make()
     await second.start()
     assert second.session_ids() == [session["id"]]
     status = await second.status(session["id"])
@@ -299,14 +186,12 @@ async def test_a_restarted_launcher_re_adopts_its_running_sessions(
     await eventually(lambda: not alive(session["main_pid"]), what="the adopted Xpra to end")
 
 
-async def test_a_restarted_launcher_finds_the_xpra_of_an_adopted_session(
-    world: World, xpra_named_xpra: XpraSettings
-) -> None:
-    first = world.make(xpra=xpra_named_xpra)
+async def test_a_restarted_launcher_finds_the_xpra_of_an_adopted_session(world: World) -> None:
+    first = world.make()
     session = await world.launch(first)
     await first.shutdown(stop_sessions=False)
     world.retire(first)
-    second = world.make(xpra=xpra_named_xpra)
+    second = world.make()
     try:
         await second.start()
         status = await second.status(session["id"])
@@ -315,14 +200,12 @@ async def test_a_restarted_launcher_finds_the_xpra_of_an_adopted_session(
         await second.cleanup(second.session_ids(), force=True)
 
 
-async def test_a_restarted_launcher_ends_an_adopted_session_whose_xpra_exits(
-    world: World, xpra_named_xpra: XpraSettings
-) -> None:
-    first = world.make(xpra=xpra_named_xpra)
+async def test_a_restarted_launcher_ends_an_adopted_session_whose_xpra_exits(world: World) -> None:
+    first = world.make()
     session = await world.launch(first)
     await first.shutdown(stop_sessions=False)
     world.retire(first)
-    second = world.make(xpra=xpra_named_xpra)
+    second = world.make()
     await second.start()
     os.kill(session["main_pid"], signal.SIGTERM)  # the fake Xpra exits 0
     status = await eventually(lambda: ended(second, session["id"]), what="the adopted session to end")
@@ -334,16 +217,9 @@ async def test_a_restarted_launcher_ends_an_adopted_session_whose_xpra_exits(
 
 async def test_start_leaves_units_that_are_not_its_own_alone(world: World) -> None:
     # A unit with our name prefix but no session directory under our root: another launcher's.
-    sleeper = await asyncio.create_subprocess_exec("sleep", "300", start_new_session=True)
-    world.pids.append(sleeper.pid)
+    sleeper = await world.sleeper()
     lookalike = "app-ffsystemd-firefox-0123456789ab.scope"
-    client = SystemdClient(world.fake.address)
-    try:
-        limits = ScopeLimits(stop_timeout_usec=1_000_000)
-        props = scope_properties(pid=sleeper.pid, description="x", slice_name="app.slice", limits=limits)
-        await client.start_transient_unit(lookalike, props)
-    finally:
-        await client.close()
+    world.start_scope(lookalike, sleeper.pid)
     # A stray session directory without a unit is removed at start.
     stray = world.root / "session-ba9876543210"
     stray.mkdir(mode=0o700)
@@ -351,8 +227,8 @@ async def test_start_leaves_units_that_are_not_its_own_alone(world: World) -> No
     await manager.start()
     assert manager.session_ids() == []
     assert not stray.exists()
-    assert world.fake.unit_state(lookalike) == ("active", "success")
+    assert world.memory.unit_state(lookalike) == ("active", "success")
     assert alive(sleeper.pid)
     sleeper.kill()
     await sleeper.wait()
-    world.fake.wait_unit_gone(lookalike)
+    await eventually(lambda: world.memory.unit_state(lookalike) is None, what="the lookalike to be collected")

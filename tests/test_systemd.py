@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
-from dbus_fast import Variant
 from fakes.dbus_world import FAKE_XPRA, FakeSystemd, PrivateBus
 from fakes.polling import eventually as _eventually
 
@@ -31,7 +30,7 @@ from ffsystemd.ids import new_session_id
 from ffsystemd.limits import UINT64_MAX
 from ffsystemd.readiness import serves_html5_client
 from ffsystemd.systemd import SCOPE_IFACE, UNIT_IFACE, SystemdClient
-from ffsystemd.units import UNIT_GLOB, ScopeLimits, scope_properties, unit_name
+from ffsystemd.units import UNIT_GLOB, ScopeLimits, UnitProperty, scope_properties, unit_name
 
 pytestmark = pytest.mark.asyncio
 
@@ -54,16 +53,16 @@ def new_unit() -> str:
     return unit_name(new_session_id())
 
 
-def props_for(pid: int, limits: ScopeLimits | None = None, **override: Variant) -> list[tuple[str, Variant]]:
-    """scope_properties() for pid, with single properties replaced or added."""
+def props_for(pid: int, limits: ScopeLimits | None = None, **override: tuple[str, Any]) -> list[UnitProperty]:
+    """scope_properties() for pid, with single properties replaced or added: name=(signature, value)."""
     props = scope_properties(
         pid=pid,
         description="test scope",
         slice_name=SLICE,
         limits=limits or ScopeLimits(stop_timeout_usec=2_000_000),
     )
-    props = [(key, value) for key, value in props if key not in override]
-    props.extend(override.items())
+    props = [prop for prop in props if prop.name not in override]
+    props.extend(UnitProperty(name, sig, value) for name, (sig, value) in override.items())
     return props
 
 
@@ -217,12 +216,12 @@ async def test_duplicate_name_raises_unit_exists(
 @pytest.mark.parametrize(
     ("override", "error"),
     [
-        ({"MemoryMax": Variant("s", "1G")}, INVALID_ARGS),
-        ({"TasksMax": Variant("u", 64)}, INVALID_ARGS),
-        ({"SendSIGKILL": Variant("s", "yes")}, INVALID_ARGS),
-        ({"NoSuchProperty": Variant("s", "x")}, INVALID_ARGS),
-        ({"CollectMode": Variant("s", "sometimes")}, INVALID_ARGS),
-        ({"PIDs": Variant("au", [2**31 - 2])}, "org.freedesktop.DBus.Error.UnixProcessIdUnknown"),
+        ({"MemoryMax": ("s", "1G")}, INVALID_ARGS),
+        ({"TasksMax": ("u", 64)}, INVALID_ARGS),
+        ({"SendSIGKILL": ("s", "yes")}, INVALID_ARGS),
+        ({"NoSuchProperty": ("s", "x")}, INVALID_ARGS),
+        ({"CollectMode": ("s", "sometimes")}, INVALID_ARGS),
+        ({"PIDs": ("au", [2**31 - 2])}, "org.freedesktop.DBus.Error.UnixProcessIdUnknown"),
     ],
     ids=["MemoryMax-as-s", "TasksMax-as-u", "SendSIGKILL-as-s", "unknown", "bad-collect-mode", "dead-pid"],
 )
@@ -230,7 +229,7 @@ async def test_invalid_property_is_rejected(
     client: SystemdClient,
     fake_systemd: FakeSystemd,
     spawn: Callable[..., subprocess.Popen[bytes]],
-    override: dict[str, Variant],
+    override: dict[str, tuple[str, Any]],
     error: str,
 ) -> None:
     with pytest.raises(SystemdError) as info:
@@ -487,9 +486,7 @@ async def test_reset_failed_unit(
     # With CollectMode=inactive a failed unit stays loaded until reset.
     proc = spawn()
     name = new_unit()
-    await client.start_transient_unit(
-        name, props_for(proc.pid, CollectMode=Variant("s", "inactive")), job_timeout=5
-    )
+    await client.start_transient_unit(name, props_for(proc.pid, CollectMode=("s", "inactive")), job_timeout=5)
     await client.reset_failed_unit(name)  # not failed: nothing happens
     assert fake_systemd.unit_state(name) == ("active", "success")
     fake_systemd.fail_unit(name, "oom-kill")

@@ -7,7 +7,6 @@ import fnmatch
 import re
 
 import pytest
-from dbus_fast import Variant
 
 from ffsystemd.ids import new_session_id
 from ffsystemd.limits import UINT64_MAX
@@ -15,6 +14,7 @@ from ffsystemd.units import (
     UNIT_GLOB,
     UNIT_NAME_PATTERN,
     ScopeLimits,
+    UnitProperty,
     is_valid_slice_name,
     scope_properties,
     session_id_of,
@@ -80,16 +80,15 @@ def test_unit_name_pattern_rejects_foreign_names():
 # --- scope_properties ------------------------------------------------------------
 
 
-def _props(limits: ScopeLimits, **kwargs) -> dict[str, Variant]:
+def _props(limits: ScopeLimits, **kwargs) -> dict[str, UnitProperty]:
     args = {"pid": 4242, "description": "Firefox session abcdef012345", "slice_name": "app-ffsystemd.slice"}
     args.update(kwargs)
     props = scope_properties(limits=limits, **args)
-    names = [name for name, _ in props]
+    names = [prop.name for prop in props]
     assert len(names) == len(set(names)), f"duplicate properties: {names}"
-    for name, variant in props:
-        assert isinstance(name, str)
-        assert isinstance(variant, Variant), name
-    return dict(props)
+    for prop in props:
+        assert isinstance(prop, UnitProperty) and isinstance(prop.name, str) and prop.signature, prop
+    return {prop.name: prop for prop in props}
 
 
 FULL_LIMITS = ScopeLimits(

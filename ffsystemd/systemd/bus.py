@@ -1,8 +1,9 @@
-"""Thin asyncio client of the systemd user manager over D-Bus (dbus-fast).
+"""The connection to the user manager's bus: (re)connecting, matches, signals, calls, job waits.
 
-All systemd I/O of the package lives here, as small documented coroutines.
-Every call has a timeout; D-Bus errors become the typed exceptions of
-`ffsystemd.errors`. Nothing here knows about sessions or HTTP.
+`BusConnection` owns the dbus-fast `MessageBus`: every call goes through `_call` (with a
+timeout, D-Bus errors typed), every signal through `_on_message` (JobRemoved results kept by
+job path, PropertiesChanged and UnitRemoved passed on as typed events). `SystemdClient`
+(client.py) adds the manager's methods on top.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from dbus_fast import Message, MessageType, Variant
+from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from .errors import FFSystemdError, JobFailed, NoSuchUnit, SystemdTimeout, SystemdUnavailable, systemd_error
+from ..errors import FFSystemdError, SystemdTimeout, SystemdUnavailable, systemd_error
+from ..systemd_api import UnitChanged, UnitEvent, UnitRemoved
+from ..units import unit_object_path
+from .properties import snapshot_fields
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +63,7 @@ def user_bus_address(environ: dict[str, str] | None = None) -> str:
     return f"unix:path={runtime}/bus"
 
 
-@dataclass(frozen=True)
-class UnitInfo:
-    """One row of ListUnitsByPatterns."""
-
-    name: str
-    description: str
-    load_state: str
-    active_state: str
-    sub_state: str
-    path: str
-
-
-class SystemdClient:
+class BusConnection:
     """Connection to one systemd user manager; reconnects (with back-off) after the bus drops."""
 
     def __init__(self, bus_address: str | None = None, call_timeout: float = 10.0) -> None:
@@ -82,11 +73,11 @@ class SystemdClient:
         self._connect_lock = asyncio.Lock()
         self._job_waiters: dict[str, asyncio.Future[str]] = {}
         self._finished_jobs: OrderedDict[str, str] = OrderedDict()
-        self._signal_handlers: list[Callable[[Message], None]] = []
+        self._event_handlers: list[Callable[[UnitEvent], None]] = []
         self._connect_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._disconnect_watch: asyncio.Future[None] | None = None
-        self._watched_paths: set[str] = set()
+        self._watched: dict[str, str] = {}  # object path -> unit name
         self._retry_at = 0.0
         self._backoff = RECONNECT_BACKOFF_START
         self._last_error = ""
@@ -98,9 +89,9 @@ class SystemdClient:
         """True while the bus connection is up."""
         return self._bus is not None and self._bus.connected
 
-    def add_signal_handler(self, handler: Callable[[Message], None]) -> None:
-        """Call handler(message) for every signal received from systemd."""
-        self._signal_handlers.append(handler)
+    def add_event_handler(self, handler: Callable[[UnitEvent], None]) -> None:
+        """Call handler(event) for PropertiesChanged of watched units and for every UnitRemoved."""
+        self._event_handlers.append(handler)
 
     def add_connect_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await callback() after every successful (re)connection, e.g. to re-sync state."""
@@ -157,7 +148,7 @@ class SystemdClient:
         self._bus = bus
         try:
             rules = [_JOB_REMOVED_RULE, _UNIT_REMOVED_RULE, _MANAGER_OWNER_RULE]
-            rules += [_properties_changed_rule(path) for path in sorted(self._watched_paths)]
+            rules += [_properties_changed_rule(path) for path in sorted(self._watched)]
             for rule in rules:
                 await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [rule])
             await self._call(SYSTEMD, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
@@ -191,19 +182,20 @@ class SystemdClient:
                 await asyncio.wait_for(bus.wait_for_disconnect(), 2)
         self._fail_job_waiters("the bus connection was closed")
 
-    async def watch_unit(self, path: str) -> None:
-        """Receive PropertiesChanged of one unit object (the match survives reconnections)."""
-        self._watched_paths.add(path)
+    async def watch_unit(self, name: str) -> None:
+        """Receive UnitChanged events of one unit (the match survives reconnections)."""
+        path = unit_object_path(name)
+        self._watched[path] = name
         if self.connected:
             await self._call(
                 DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [_properties_changed_rule(path)]
             )
 
-    async def unwatch_unit(self, path: str) -> None:
-        """Stop receiving PropertiesChanged of a unit object."""
-        if path not in self._watched_paths:
+    async def unwatch_unit(self, name: str) -> None:
+        """Stop receiving UnitChanged events of a unit."""
+        path = unit_object_path(name)
+        if self._watched.pop(path, None) is None:
             return
-        self._watched_paths.discard(path)
         if self.connected:
             with contextlib.suppress(FFSystemdError):
                 rule = _properties_changed_rule(path)
@@ -227,11 +219,24 @@ class SystemdClient:
                 self._finished_jobs[job_path] = result
                 while len(self._finished_jobs) > 512:
                     self._finished_jobs.popitem(last=False)
-        for handler in list(self._signal_handlers):
+        event = self._event_of(msg)
+        for handler in list(self._event_handlers) if event is not None else ():
             try:
-                handler(msg)
+                handler(event)
             except Exception:
-                log.exception("systemd signal handler failed")
+                log.exception("systemd event handler failed")
+
+    def _event_of(self, msg: Message) -> UnitEvent | None:
+        """The typed event of a signal we pass on (PropertiesChanged of a watched unit, UnitRemoved)."""
+        if msg.member == "PropertiesChanged" and msg.interface == PROPS_IFACE and msg.body:
+            unit = self._watched.get(msg.path or "")
+            if unit is None:
+                return None
+            props = {k: getattr(v, "value", v) for k, v in msg.body[1].items()}
+            return UnitChanged(unit, snapshot_fields(props))
+        if msg.member == "UnitRemoved" and msg.interface == MANAGER_IFACE and msg.body:
+            return UnitRemoved(str(msg.body[0]))
+        return None
 
     def _manager_owner_changed(self, new_owner: str) -> None:
         """The user manager left the bus (fail job waits now) or a new one took its name."""
@@ -327,81 +332,13 @@ class SystemdClient:
                 raise SystemdTimeout(f"the job for {unit} did not finish within {timeout:g} s") from exc
         return result
 
-    # --- manager API ------------------------------------------------------
-    async def version(self) -> str:
-        """Return the manager's Version property (proves a user manager answers)."""
-        return str(await self.manager_property("Version"))
-
-    async def manager_property(self, name: str) -> Any:
-        """Return one property of the Manager object, unwrapped."""
-        await self.connect()
-        (value,) = await self._call(SYSTEMD, MANAGER_PATH, PROPS_IFACE, "Get", "ss", [MANAGER_IFACE, name])
-        return value.value if isinstance(value, Variant) else value
-
-    async def start_transient_unit(
-        self,
-        name: str,
-        properties: list[tuple[str, Variant]],
-        job_timeout: float = 30.0,
-    ) -> None:
-        """Start a transient unit (mode `fail`) and wait until its start job has finished.
-
-        Raises UnitExists for a duplicate name, JobFailed when the job's result is
-        not `done`, SystemdTimeout when it does not finish within job_timeout.
-        """
-        (job_path,) = await self.manager_call(
-            "StartTransientUnit", "ssa(sv)a(sa(sv))", [name, "fail", properties, []]
-        )
-        result = await self._wait_job(job_path, name, job_timeout)
-        if result != "done":
-            raise JobFailed(name, result)
-
-    async def stop_unit(self, name: str, job_timeout: float = 30.0) -> bool:
-        """Stop a unit and wait for the stop job; False if the unit was not loaded."""
-
+    async def probe_bus(self) -> str | None:
+        """None when a bus answers at bus_address (on a connection of its own), else why not."""
         try:
-            (job_path,) = await self.manager_call("StopUnit", "ss", [name, "replace"])
-        except NoSuchUnit:
-            return False
-        result = await self._wait_job(job_path, name, job_timeout)
-        if result not in ("done", "canceled"):
-            raise JobFailed(name, result)
-        return True
-
-    async def kill_unit(self, name: str, signal: int, who: str = "all") -> None:
-        """Send a signal to the unit's processes (`who`: all, main or control)."""
-        await self.manager_call("KillUnit", "ssi", [name, who, signal])
-
-    async def reset_failed_unit(self, name: str) -> None:
-        """Reset a unit's failed state so a failed transient unit is collected."""
-        await self.manager_call("ResetFailedUnit", "s", [name])
-
-    async def get_unit(self, name: str) -> str:
-        """Return the object path of a loaded unit; raises NoSuchUnit."""
-        (path,) = await self.manager_call("GetUnit", "s", [name])
-        return str(path)
-
-    async def get_all(self, path: str, interface: str) -> dict[str, Any]:
-        """Return all properties of one interface of an object, unwrapped."""
-        await self.connect()
-        (props,) = await self._call(SYSTEMD, path, PROPS_IFACE, "GetAll", "s", [interface])
-        return {key: (v.value if isinstance(v, Variant) else v) for key, v in props.items()}
-
-    async def unit_properties(self, name: str, interface: str = SCOPE_IFACE) -> dict[str, Any]:
-        """Return the Unit and `interface` properties of a loaded unit; raises NoSuchUnit."""
-        path = await self.get_unit(name)
-        props = await self.get_all(path, UNIT_IFACE)
-        props.update(await self.get_all(path, interface))
-        return props
-
-    async def unit_processes(self, name: str) -> list[tuple[int, str]]:
-        """Return (pid, command line) of every process in a unit's cgroup."""
-        (rows,) = await self.manager_call("GetUnitProcesses", "s", [name])
-        return [(int(row[1]), str(row[2])) for row in rows]
-
-    async def list_units_by_patterns(
-        self, patterns: Sequence[str], states: Sequence[str] = ()
-    ) -> list[UnitInfo]:
-        """Return the loaded units whose names match the glob patterns."""
-        (rows,) = await self.manager_call("ListUnitsByPatterns", "asas", [list(states), list(patterns)])
-        return [UnitInfo(r[0], r[1], r[2], r[3], r[4], r[6]) for r in rows]
+            bus = await asyncio.wait_for(
+                MessageBus(bus_address=self.bus_address).connect(), self.call_timeout
+            )
+        except Exception as exc:  # connection refused, no such file, auth failure, timeout
+            return f"cannot connect to the user bus at {self.bus_address}: {exc or type(exc).__name__}"
+        bus.disconnect()
+        return None

@@ -1,0 +1,66 @@
+"""What the session manager's parts share: the settings, the systemd client, the registry.
+
+`SessionManager` builds one `ManagerContext` and hands it to the launcher, the watcher, the
+stopper and the adopter; none of them keeps session state of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .commands import XpraSettings
+from .events import Observers
+from .session import Session
+from .systemd_api import SystemdPort
+from .units import ScopeLimits
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    """Everything the manager needs from the validated configuration."""
+
+    session_root: Path
+    slice_name: str
+    limits: ScopeLimits
+    xpra: XpraSettings
+    start_url: str = "about:blank"
+    max_sessions: int = 4
+    ready_timeout: float = 30.0
+    keep_profile: bool = False
+    job_timeout: float = 30.0
+    idle_timeout: float = 0.0
+    culling_interval: float = 60.0
+    stats_interval: float = 2.0
+    shutdown_timeout: float = 20.0
+    ended_retention: int = 20
+    downloads_dir: Path | None = None  # checked at start-up (ffsystemd.downloads); None: in the session
+    server_id: str = ""  # whose sessions these are (ffsystemd.identity); "" = unnamed (tests)
+
+    def owns(self, owner: str | None) -> bool:
+        """An owner read from a unit or a directory is this server (None matches an unnamed one)."""
+        return owner == (self.server_id or None)
+
+
+@dataclass
+class ManagerContext:
+    """The registry of sessions and the means to act on them, shared by the manager's parts."""
+
+    settings: ManagerSettings
+    systemd: SystemdPort
+    observers: Observers = field(default_factory=Observers)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    background: set[asyncio.Future[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run coro in the background; shutdown cancels what is still running."""
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def session_of_unit(self, unit: str) -> Session | None:
+        """The session whose unit is `unit`, if any."""
+        return next((s for s in self.sessions.values() if s.unit == unit), None)

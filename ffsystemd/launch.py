@@ -1,0 +1,199 @@
+"""The launch sequence of one session, and its teardown when any step fails.
+
+Steps (each named in the LaunchError of a failure): `systemd` (connect), `directories` (the
+session directory and the files Firefox and Xpra read), `spawn` (the child held at its gate),
+`unit-start` (the transient scope holding the child), `xpra-start` (open the gate), `xpra-ready`
+(Xpra serves its HTML5 client on the socket). Whatever fails, `Stopper.teardown_launch` leaves
+nothing behind: no unit, no process, no directory, no record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from .cgroup import read_events
+from .commands import session_environment, user_js, xpra_argv, xpra_config_file, xulstore_json
+from .context import ManagerContext, ManagerSettings
+from .ending import Stopper, describe
+from .errors import FFSystemdError, LaunchCancelled, LaunchError, SystemdUnavailable, UnitExists
+from .events import LaunchOutcome, SessionLaunched
+from .identity import unit_description
+from .limits import UINT64_MAX
+from .outcome import RESULT_MESSAGES, exit_message
+from .process import GatedProcess, log_tail
+from .readiness import serves_html5_client
+from .session import Owner, Session, SessionState, write_metadata
+from .session_dirs import SessionPaths, create_session_dirs, ensure_root
+from .units import scope_properties
+from .watch import Watcher
+
+READY_POLL_INTERVAL = 0.05
+
+
+def write_session_files(paths: SessionPaths, start_url: str, settings: ManagerSettings) -> None:
+    """The files Firefox and Xpra read from the session directory (profile prefs, window, config)."""
+    (paths.profile / "xulstore.json").write_text(xulstore_json())
+    (paths.profile / "user.js").write_text(user_js(start_url, settings.xpra.extra_prefs, paths.downloads))
+    (paths.xdg_config / "xpra" / "xpra.conf").write_text(xpra_config_file())
+
+
+def description(session_id: str, server_id: str) -> str:
+    """The Description of a session's scope: it names the server that owns it (ffsystemd.ownership)."""
+    if server_id:
+        return unit_description(session_id, server_id)
+    return f"Firefox session {session_id} (ffsystemd)"
+
+
+class Launcher:
+    """Runs launches; the manager reserves the session's slot and owns the task."""
+
+    def __init__(
+        self,
+        ctx: ManagerContext,
+        watcher: Watcher,
+        stopper: Stopper,
+        environ: Mapping[str, str],
+        before: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.ctx = ctx
+        self.watcher = watcher
+        self.stopper = stopper
+        self.environ = environ
+        self.before = before  # the manager's start(): connect and re-adopt first
+
+    async def launch(self, session: Session) -> None:
+        """Run the launch of a reserved session as its own task (a cleanup may cancel it).
+
+        Raises what `run` raises, LaunchCancelled instead of the cancellation when a cleanup took
+        the session over; tells the observers how the launch ended.
+        """
+        started = time.monotonic()
+        task = asyncio.ensure_future(self.run(session))
+        session.launch_task = task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if session.owner is Owner.CLEANUP and task.done():
+                self._launched(session, started, "cancelled", "cancelled")
+                raise LaunchCancelled() from None
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            raise
+        except LaunchError as exc:
+            self._launched(session, started, "failed", exc.step)
+            raise
+        except SystemdUnavailable:
+            self._launched(session, started, "failed", "systemd")
+            raise
+        self._launched(session, started, "running", None)
+
+    def _launched(self, session: Session, started: float, outcome: LaunchOutcome, step: str | None) -> None:
+        self.ctx.observers.emit(SessionLaunched(session.id, time.monotonic() - started, outcome, step))
+
+    async def run(self, session: Session) -> None:
+        """Bring the session (STARTING, owned by LAUNCH) to RUNNING, or tear it down and raise.
+
+        Raises SystemdUnavailable, LaunchError (with the step and the Xpra log's tail), or
+        CancelledError when cancelled (a cleanup); in every case nothing is left behind.
+        """
+        settings, systemd = self.ctx.settings, self.ctx.systemd
+        step = "systemd"
+        try:
+            await self.before()
+            await systemd.connect()
+            step = "directories"
+            ensure_root(settings.session_root)
+            create_session_dirs(session.paths)
+            write_session_files(session.paths, session.start_url, settings)
+            write_metadata(session, settings.server_id)
+            step = "spawn"
+            session.process = await GatedProcess.spawn(
+                xpra_argv(settings.xpra, session.paths, session.start_url),
+                session_environment(self.environ, session.paths, settings.xpra.pass_environment),
+                cwd=session.paths.base,
+                log_path=session.paths.xpra_log,
+            )
+            session.main_pid = session.process.pid
+            step = "unit-start"
+            properties = scope_properties(
+                pid=session.process.pid,
+                description=description(session.id, settings.server_id),
+                slice_name=settings.slice_name,
+                limits=settings.limits,
+            )
+            await systemd.watch_unit(session.unit)
+            session.unit_started = True  # from here on teardown must stop the unit
+            try:
+                await systemd.start_transient_unit(session.unit, properties, job_timeout=settings.job_timeout)
+            except UnitExists:
+                session.unit_started = False  # that unit is someone else's: never touch it
+                raise
+            step = "xpra-start"
+            await session.process.release()
+            session.watch_task = asyncio.ensure_future(self.watcher.watch_own_process(session))
+            step = "xpra-ready"
+            await self._wait_ready(session)
+            await self.watcher.refresh(session)
+            if session.state is SessionState.STARTING:
+                session.state = SessionState.RUNNING
+            session.release(Owner.LAUNCH)  # in the same step: from now on an end may claim it
+        except (asyncio.CancelledError, SystemdUnavailable):
+            await asyncio.shield(self.stopper.teardown_launch(session))
+            raise
+        except LaunchError as exc:
+            tail = log_tail(session.paths.xpra_log)
+            hit_task_limit = await self._hit_task_limit(session)
+            await asyncio.shield(self.stopper.teardown_launch(session))
+            raise self._failure(session, exc, tail, hit_task_limit) from exc
+        except (FFSystemdError, OSError, ValueError) as exc:
+            tail = log_tail(session.paths.xpra_log)
+            await asyncio.shield(self.stopper.teardown_launch(session))
+            raise LaunchError(step, describe(exc), tail) from exc
+
+    async def _hit_task_limit(self, session: Session) -> bool:
+        """True when the session's scope refused a fork or thread at tasks_max (pids.events)."""
+        if not session.unit_started or self.ctx.settings.limits.tasks_max == UINT64_MAX:
+            return False
+        try:
+            snapshot = await self.ctx.systemd.unit_snapshot(session.unit)
+        except FFSystemdError:
+            return False
+        events = read_events(snapshot.control_group or "", "pids.events")
+        return bool(events and events.get("max", 0) > 0)
+
+    def _failure(
+        self, session: Session, exc: LaunchError, tail: list[str], hit_task_limit: bool
+    ) -> LaunchError:
+        """The launch error with systemd's verdict (e.g. oom-kill, from the unit's signals,
+        which arrive before the stop completes) or the task limit as the reason."""
+        result = session.unit_state.result
+        result = result if result not in (None, "", "success") else None
+        message = exc.message
+        if result in RESULT_MESSAGES:
+            message = f"{message}: {RESULT_MESSAGES[result]}"
+        elif hit_task_limit:
+            limit = self.ctx.settings.limits.tasks_max
+            message = f"{message}: the session reached its task limit (tasks_max={limit})"
+        return LaunchError(exc.step, message, tail, result=result)
+
+    async def _wait_ready(self, session: Session) -> None:
+        assert session.process is not None
+        timeout = self.ctx.settings.ready_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            if session.process.returncode is not None:
+                raise LaunchError(
+                    "xpra-ready", f"{exit_message(session.process.returncode)} before it was ready"
+                )
+            if await serves_html5_client(session.paths.socket):
+                return
+            if time.monotonic() >= deadline:
+                raise LaunchError(
+                    "xpra-ready", f"Xpra did not serve its HTML5 client within ready_timeout ({timeout:g} s)"
+                )
+            await asyncio.sleep(READY_POLL_INTERVAL)
