@@ -38,6 +38,17 @@ class SessionState(str, Enum):
         return self in (SessionState.STARTING, SessionState.RUNNING, SessionState.STOPPING)
 
 
+ACTIVE_STATE_TO_STATE = {
+    "active": SessionState.RUNNING.value,
+    "reloading": SessionState.RUNNING.value,
+    "activating": SessionState.STARTING.value,
+    "deactivating": SessionState.STOPPING.value,
+    "inactive": SessionState.STOPPED.value,
+    "failed": SessionState.FAILED.value,
+}
+"""The session state a unit's ActiveState reads as (for listings that have only the unit)."""
+
+
 class Owner(str, Enum):
     """Which coroutine owns a session's ending; NONE while nobody is ending it.
 

@@ -21,8 +21,8 @@ from ..errors import NoSuchUnit, SystemdError
 from ..identity import is_valid_server_id, server_id_from_description, state_dir
 from ..limits import or_none
 from ..liveness import is_alive
-from ..manager import ACTIVE_STATE_TO_STATE
 from ..ownership import read_metadata
+from ..session import ACTIVE_STATE_TO_STATE
 from ..session_dirs import list_session_dirs, session_paths
 from ..systemd import SCOPE_IFACE, UNIT_IFACE, SystemdClient, UnitInfo
 from ..units import UNIT_GLOB, session_id_of, unit_name
