@@ -9,21 +9,15 @@ MAX_BODY_BYTES, announced or chunked, is answered 413 as soon as that is known.
 from __future__ import annotations
 
 import json
+from types import TracebackType
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from tornado import web
+from tornado import httputil, web
 
 from ..bodies import MAX_BODY_BYTES, content_length_too_large, parse_json_object
-from ..errors import (
-    FFSystemdError,
-    LaunchError,
-    SessionLimitReached,
-    SystemdTimeout,
-    SystemdUnavailable,
-    UnknownSession,
-)
+from ..errors import FFSystemdError, FFSystemdHTTPError, http_error
 from ..manager import SessionManager
 
 
@@ -70,28 +64,32 @@ class FFSystemdAPIHandler(ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(400, f"unknown field(s): {', '.join(map(str, unknown))}")
 
     def http_error_for(self, exc: FFSystemdError) -> web.HTTPError:
-        """Map a typed error to an HTTP error with the right status and a clear message."""
-        if isinstance(exc, SessionLimitReached):
-            return web.HTTPError(429, str(exc))
-        if isinstance(exc, (SystemdUnavailable, SystemdTimeout)):
-            return web.HTTPError(503, str(exc))
-        if isinstance(exc, UnknownSession):
-            return web.HTTPError(404, str(exc))
-        if isinstance(exc, LaunchError):
-            error = web.HTTPError(409 if exc.step == "cancelled" else 500, exc.message)
-            details = {"step": exc.step, "result": exc.result, "log_tail": exc.log_tail}
-            error.ffsystemd_details = details  # type: ignore[attr-defined]
-            return error
-        return web.HTTPError(500, str(exc))
+        """The HTTP answer to a typed error (ffsystemd.errors.http_error, the one mapping)."""
+        return http_error(exc)
+
+    def log_exception(
+        self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """A typed error that reached tornado is an answer, not a crash: log it as its HTTP error."""
+        if isinstance(value, FFSystemdError):
+            value = http_error(value)
+            typ, tb = type(value), None
+        super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """JSON error: {"message", "reason"} plus launch details (step, result, log_tail) if any."""
+        """JSON error {"message", "reason"}, plus `step`, `result` and `log_tail` for a failed launch.
+
+        A typed error (FFSystemdError) raised by the manager gets its status here, so handlers
+        need no try/except of their own.
+        """
         exc_info = kwargs.get("exc_info")
         exc = exc_info[1] if exc_info else None
-        details = getattr(exc, "ffsystemd_details", None)
-        if not details:
+        if isinstance(exc, FFSystemdError):
+            exc = http_error(exc)
+            self.set_status(exc.status_code)
+        if not isinstance(exc, FFSystemdHTTPError):
             super().write_error(status_code, **kwargs)
             return
         self.set_header("Content-Type", "application/json")
-        reason = getattr(exc, "reason", None) or self._reason
-        self.finish(json.dumps({"message": exc.log_message, "reason": reason, **details}))
+        reason = exc.reason or httputil.responses.get(exc.status_code, "Unknown")
+        self.finish(json.dumps({"message": exc.message, "reason": reason, **exc.details()}))

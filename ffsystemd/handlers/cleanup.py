@@ -14,7 +14,6 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import FFSystemdError
 from ..ids import is_valid_session_id
 from .base import FFSystemdAPIHandler
 
@@ -58,10 +57,7 @@ class CleanupHandler(FFSystemdAPIHandler):
             known = set(self.manager.session_ids())
             if not any(i in known for i in ids):
                 raise web.HTTPError(404, "no such session of this launcher: " + ", ".join(ids))
-        try:
-            stopped, errors = await self.manager.cleanup(ids, force=force, keep_profile=keep_profile)
-        except FFSystemdError as exc:
-            raise self.http_error_for(exc) from None
+        stopped, errors = await self.manager.cleanup(ids, force=force, keep_profile=keep_profile)
         self.finish(json.dumps({"stopped": stopped, "errors": errors}))
 
     async def _cleanup_orphans(self, body: dict[str, Any]) -> None:
@@ -69,9 +65,6 @@ class CleanupHandler(FFSystemdAPIHandler):
             raise web.HTTPError(400, '"orphans" must be true')
         if set(body) != {"orphans"}:
             raise web.HTTPError(400, '"orphans" takes no options (orphans are always stopped and removed)')
-        try:
-            cleaned, errors = await self.settings["ffsystemd_orphans"].cleanup()
-        except FFSystemdError as exc:
-            raise self.http_error_for(exc) from None
+        cleaned, errors = await self.settings["ffsystemd_orphans"].cleanup()
         stopped = [o["id"] for o in cleaned]
         self.finish(json.dumps({"stopped": stopped, "errors": errors, "orphans": cleaned}))

@@ -7,7 +7,6 @@ import json
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import FFSystemdError
 from ..ids import is_valid_session_id
 from ..urls import check_start_url
 from .base import FFSystemdAPIHandler
@@ -27,10 +26,7 @@ class FirefoxHandler(FFSystemdAPIHandler):
                 url = check_start_url(body["url"])
             except ValueError as exc:
                 raise web.HTTPError(400, str(exc)) from None
-        try:
-            session = await self.manager.launch(url)
-        except FFSystemdError as exc:
-            raise self.http_error_for(exc) from None
+        session = await self.manager.launch(url)
         self.set_status(201)
         self.set_header("Location", session["url"])
         self.finish(json.dumps(session))
@@ -45,10 +41,7 @@ class FirefoxHandler(FFSystemdAPIHandler):
             return
         if not is_valid_session_id(session_id):
             raise web.HTTPError(400, "malformed session id: expected 12 lowercase hex digits")
-        try:
-            session = await self.manager.status(session_id)
-        except FFSystemdError as exc:
-            raise self.http_error_for(exc) from None
+        session = await self.manager.status(session_id)
         if self.get_query_argument("redirect", "0") in ("1", "true", "yes"):
             self.redirect(session["url"])
             return
