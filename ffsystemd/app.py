@@ -76,7 +76,10 @@ class FirefoxLauncher(ExtensionApp):
         " for one and a half CPUs; empty for no quota.",
     )
     max_sessions = Int(
-        4, config=True, help="How many sessions may be starting or running at once for this server."
+        4,
+        config=True,
+        help="How many sessions may be starting or running at once for this server; a launch"
+        " beyond that is answered 429.",
     )
     server_id = Unicode(
         "",
@@ -212,7 +215,8 @@ class FirefoxLauncher(ExtensionApp):
         default_value="stop",
         config=True,
         help="What happens to running sessions when the Jupyter server stops: 'stop' ends"
-        " them, 'keep' leaves their units running.",
+        " them (SIGKILL for what is left after stop_timeout + 15 s), 'keep' leaves their units"
+        " running for the next server with the same server_id to re-adopt.",
     )
     idle_timeout = Float(
         3600.0,
