@@ -40,6 +40,9 @@ function session(overrides: Partial<ISession> = {}): ISession {
     tasks_max: 1024,
     cpu_quota: null,
     cpu_usage_nsec: 123456,
+    last_activity: '2025-01-02T03:05:00Z',
+    connections: 1,
+    adopted: false,
     ...overrides
   };
 }

@@ -26,6 +26,12 @@ export interface ISession {
   tasks_max: number | null;
   cpu_quota: number | null;
   cpu_usage_nsec: number | null;
+  /** When proxied traffic of the session last passed (ISO 8601 UTC); null before any. */
+  last_activity: string | null;
+  /** Open websocket connections to the session's Xpra (idle culling waits while any is open). */
+  connections: number;
+  /** True when this server re-adopted the session after a restart instead of launching it. */
+  adopted: boolean;
 }
 
 /** The JSON error body of the REST API (launch failures add `step` and `log_tail`). */
