@@ -47,6 +47,16 @@ def description(session_id: str, server_id: str) -> str:
     return f"Firefox session {session_id} (ffsystemd)"
 
 
+def _still_launching(session: Session) -> None:
+    """Raise CancelledError when a cleanup took the session over.
+
+    The cleanup also cancels the launch task, but a cancellation that lands while an inner
+    `asyncio.wait_for` completes can be lost (Python 3.11); ownership is the sure signal.
+    """
+    if session.owner is not Owner.LAUNCH:
+        raise asyncio.CancelledError
+
+
 class Launcher:
     """Runs launches; the manager reserves the session's slot and owns the task."""
 
@@ -139,6 +149,7 @@ class Launcher:
             step = "xpra-ready"
             await self._wait_ready(session)
             await self.watcher.refresh(session)
+            _still_launching(session)
             if session.state is SessionState.STARTING:
                 session.state = SessionState.RUNNING
             session.release(Owner.LAUNCH)  # in the same step: from now on an end may claim it
@@ -186,6 +197,7 @@ class Launcher:
         timeout = self.ctx.settings.ready_timeout
         deadline = time.monotonic() + timeout
         while True:
+            _still_launching(session)
             if session.process.returncode is not None:
                 raise LaunchError(
                     "xpra-ready", f"{exit_message(session.process.returncode)} before it was ready"
