@@ -232,3 +232,37 @@ async def test_start_leaves_units_that_are_not_its_own_alone(world: World) -> No
     sleeper.kill()
     await sleeper.wait()
     await eventually(lambda: world.memory.unit_state(lookalike) is None, what="the lookalike to be collected")
+
+
+async def test_observers_hear_launches_ends_and_cleanups(world: World) -> None:
+    from ffsystemd.events import SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
+
+    manager = world.make()
+    events: list[SessionEvent] = []
+    remove = manager.observers.add(events.append)
+    manager.observers.add(lambda event: 1 / 0)  # a broken observer disturbs nobody
+    session = await world.launch(manager)
+    (launched,) = events
+    assert isinstance(launched, SessionLaunched) and launched.session_id == session["id"]
+    assert launched.outcome == "running" and launched.failed_step is None and launched.seconds > 0
+
+    os.kill(session["main_pid"], signal.SIGKILL)
+    await eventually(lambda: any(isinstance(e, SessionEnded) for e in events), what="the end event")
+    ended_event = next(e for e in events if isinstance(e, SessionEnded))
+    assert (ended_event.state, ended_event.result) == ("failed", "signal")
+    assert ended_event.message == "Xpra was killed by SIGKILL"
+
+    await manager.cleanup([session["id"]], force=True)
+    assert events[-1] == SessionCleanedUp(session["id"], forced=True, error=None)
+
+    world.memory.set_start_result("failed")
+    with pytest.raises(LaunchError):
+        await manager.launch()
+    failed = events[-1]
+    assert isinstance(failed, SessionLaunched) and (failed.outcome, failed.failed_step) == (
+        "failed",
+        "unit-start",
+    )
+    remove()
+    await manager.cleanup(manager.session_ids())
+    assert isinstance(events[-1], SessionLaunched)  # removed: heard nothing more
