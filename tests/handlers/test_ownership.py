@@ -24,7 +24,7 @@ from fakes.bus_relay import BusRelay
 from fakes.dbus_world import FAKE_XPRA, FakeSystemd
 from fakes.polling import eventually
 
-import ffsystemd.manager
+import ffsystemd.launch
 from ffsystemd.commands import XpraSettings
 from ffsystemd.identity import unit_description
 from ffsystemd.liveness import try_lock
@@ -91,14 +91,14 @@ def _pause(monkeypatch: pytest.MonkeyPatch, where: str) -> tuple[asyncio.Event, 
 
         monkeypatch.setattr(GatedProcess, "spawn", paused_spawn)
     else:
-        real_ready = ffsystemd.manager.serves_html5_client
+        real_ready = ffsystemd.launch.serves_html5_client
 
         async def paused_ready(path: Path) -> bool:
             reached.set()
             await go.wait()
             return await real_ready(path)
 
-        monkeypatch.setattr(ffsystemd.manager, "serves_html5_client", paused_ready)
+        monkeypatch.setattr(ffsystemd.launch, "serves_html5_client", paused_ready)
     return reached, go
 
 
