@@ -22,7 +22,7 @@ def assert_nothing_left(server: JupyterServer) -> None:
 def test_a_launch_with_too_little_memory_fails_with_the_step_oom_kill_and_the_log(
     servers: Callable[..., JupyterServer],
 ) -> None:
-    server = servers(memory_max="24M")
+    server = servers(memory_max="8M")
     watch = Stopwatch()
     resp = server.post("firefox-launcher/api/firefox", {"url": "about:blank"})
     record_figure("oom_launch_post_to_error", watch())
