@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .world import JupyterServer, our_units
+from .world import JupyterServer
 
 pytestmark = pytest.mark.real
 
@@ -43,8 +43,8 @@ def real_user_manager() -> None:
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterServer]]:
     """Start real Jupyter servers with given FirefoxLauncher config (and extra server environment
-    variables, `env=`); stops them and checks no leak."""
-    before = set(our_units())
+    variables, `env=`); stops them and checks that none of their units is left (units of
+    other servers sharing the user manager do not count)."""
     servers: list[JupyterServer] = []
     roots: list[Path] = []
 
@@ -61,7 +61,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterServer]]:
         server.stop()
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
-    leaked = set(our_units()) - before
+    leaked = sorted({unit for server in servers for unit in server.units()})
     assert not leaked, f"units left behind: {leaked}"
 
 

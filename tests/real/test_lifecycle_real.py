@@ -17,7 +17,7 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from .world import JupyterServer, our_units, process_tree, unit_gone, wait_until
+from .world import JupyterServer, process_tree, unit_gone, wait_until
 
 pytestmark = pytest.mark.real
 
@@ -176,10 +176,12 @@ def test_parallel_launches_respect_max_sessions(server_factory) -> None:
     assert codes == [201] * 3 + [429] * 7, [r.text for r in replies]
     assert all("max_sessions" in r.json()["message"] for r in replies if r.status_code == 429)
     ids = sorted(r.json()["id"] for r in replies if r.status_code == 201)
-    assert sorted(u.removeprefix("app-ffsystemd-firefox-").removesuffix(".scope") for u in our_units()) == ids
+    assert (
+        sorted(u.removeprefix("app-ffsystemd-firefox-").removesuffix(".scope") for u in server.units()) == ids
+    )
     result = server.cleanup(all=True)
     assert sorted(result["stopped"]) == ids
-    assert our_units() == []
+    assert server.units() == []
     assert list(server.session_root.iterdir()) == []
 
 
@@ -214,7 +216,7 @@ def test_soak_launch_cleanup_cycles_leak_nothing(server: JupyterServer) -> None:
     rss_before = server_process.memory_info().rss
     for _ in range(6):
         cycle()
-    assert our_units() == []
+    assert server.units() == []
     assert list(server.session_root.iterdir()) == []
     assert [c.pid for c in server_process.children(recursive=True) if c.status() != "zombie"] == []
     wait_until(lambda: server_process.num_fds() <= fds_before + 2, 10, "file descriptors to settle")

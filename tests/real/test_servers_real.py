@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .world import JupyterServer, our_units, systemctl_show, unit_gone, wait_until
+from .world import JupyterServer, systemctl_show, unit_gone, wait_until
 
 pytestmark = pytest.mark.real
 
@@ -45,9 +45,8 @@ def user_servers() -> Iterator[Callable[..., JupyterServer]]:
     yield start
     for server in servers:
         server.stop()
-    launched = {s["unit"] for server in servers for s in server.launched}
     shutil.rmtree(home, ignore_errors=True)
-    leaked = launched & set(our_units())
+    leaked = sorted({unit for server in servers for unit in server.units()})
     assert not leaked, f"units left behind: {leaked}"
 
 

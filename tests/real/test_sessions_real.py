@@ -133,9 +133,7 @@ def test_launch_timeout_reports_step_and_log_and_leaves_nothing(server_factory) 
     assert isinstance(body["log_tail"], list)
     assert server.get("firefox-launcher/api/firefox").json() == {"sessions": []}
     assert list(server.session_root.iterdir()) == []
-    from .world import our_units
-
-    assert our_units() == []
+    assert server.units() == []
 
 
 def test_server_shutdown_stops_its_sessions(server_factory) -> None:

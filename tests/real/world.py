@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ def unit_gone(unit: str) -> bool:
     return systemctl_show(unit, "LoadState")["LoadState"] == "not-found"
 
 
-def our_units() -> list[str]:
+def session_units() -> list[tuple[str, str]]:
+    """(unit, description) of every ffsystemd session unit on the user manager."""
     out = subprocess.run(
         ["systemctl", "--user", "list-units", "--all", "--plain", "--no-legend", "app-ffsystemd-firefox-*"],
         capture_output=True,
@@ -70,7 +71,25 @@ def our_units() -> list[str]:
         timeout=30,
         check=True,
     ).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
+    units = []
+    for line in out.splitlines():
+        fields = line.split(None, 4)
+        if fields:
+            units.append((fields[0], fields[4] if len(fields) == 5 else ""))
+    return units
+
+
+def our_units(server_ids: Iterable[str] | None = None) -> list[str]:
+    """ffsystemd's session units on the user manager; with server_ids, only those servers' own.
+
+    The user manager may be shared (a workstation's own sessions, parallel test runs): a leak
+    check counts only the units of the servers it started, which each unit's Description names
+    (`Firefox session <id> (ffsystemd server <server id>)`).
+    """
+    if server_ids is None:
+        return [unit for unit, _description in session_units()]
+    marks = [f"(ffsystemd server {sid})" for sid in server_ids]
+    return [unit for unit, description in session_units() if any(m in description for m in marks)]
 
 
 def cgroup_of(pid: int) -> list[str]:
@@ -115,6 +134,7 @@ class JupyterServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     launched: list[dict[str, Any]] = field(default_factory=list)  # every session launch() made
+    server_id: str | None = None  # the extension's server id (health report), once started
     # Server extensions to enable or disable besides the installed defaults.
     server_extensions: dict[str, bool] = field(default_factory=lambda: {"ffsystemd": True})
     # Runs the server through e.g. `sudo -u OTHER env ...` (the VM tier's second user).
@@ -159,7 +179,21 @@ class JupyterServer:
                 cwd=self.root,
             )
         wait_until(self._answers, 60, "the Jupyter server to answer")
+        try:
+            self.server_id = self.get("firefox-launcher/api/health").json()["server"]["server_id"]
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            self.server_id = None  # no extension (a test that disables or breaks it)
         return self
+
+    def units(self) -> list[str]:
+        """The session units of this server on the user manager (and of units launch() saw)."""
+        mark = f"(ffsystemd server {self.server_id})" if self.server_id else None
+        launched = {s["unit"] for s in self.launched}
+        return [
+            unit
+            for unit, description in session_units()
+            if unit in launched or (mark is not None and mark in description)
+        ]
 
     def _answers(self) -> bool:
         assert self.proc is not None
