@@ -73,7 +73,9 @@ def test_bob_cannot_reach_alice_sessions(
     assert connect.returncode == 3 and connect.stdout.strip() == "PermissionError", connect
 
     # bob's own server runs on his own manager and knows nothing of alice's session.
-    health = {c["name"]: c for c in bob_server.get("firefox-launcher/api/health").json()["checks"]}
+    resp = bob_server.get("firefox-launcher/api/health")
+    assert resp.status_code == 200, (resp.status_code, bob_server.log_path.read_text()[-3000:])
+    health = {c["name"]: c for c in resp.json()["checks"]}
     assert health["user_bus"]["detail"] == "connected to unix:path=/run/user/1001/bus", health
     assert bob_server.get("firefox-launcher/api/firefox").json() == {"sessions": []}
     assert bob_server.get(f"firefox-launcher/api/firefox?id={sid}").status_code == 404
