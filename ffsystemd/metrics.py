@@ -54,7 +54,9 @@ class SessionCollector(Collector):
 
     def __init__(self) -> None:
         self._managers: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._refreshing: set[asyncio.Future[Any]] = set()
+        # One refresh in flight per manager, on the loop that started it (a task of a loop that
+        # has closed never finishes and must not block refreshes forever).
+        self._refreshing: weakref.WeakKeyDictionary[Any, asyncio.Future[Any]] = weakref.WeakKeyDictionary()
 
     def add(self, manager: Any) -> None:
         """Report this manager's sessions (kept weakly: a stopped server's manager drops out)."""
@@ -111,14 +113,14 @@ class SessionCollector(Collector):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        if any(not task.done() for task in self._refreshing):
+        pending = self._refreshing.get(manager)
+        if pending is not None and not pending.done() and pending.get_loop() is loop:
             return
         task = loop.create_task(manager.list_status())
-        self._refreshing.add(task)
+        self._refreshing[manager] = task
         task.add_done_callback(self._refresh_done)
 
     def _refresh_done(self, task: asyncio.Future[Any]) -> None:
-        self._refreshing.discard(task)
         if not task.cancelled():
             task.exception()  # a failed refresh (outage) is the manager's to log, not ours
 
