@@ -41,6 +41,8 @@ from ffsystemd.manager import ManagerSettings, SessionManager
 from ffsystemd.systemd import SystemdClient
 from ffsystemd.units import UNIT_PREFIX, ScopeLimits
 
+UNIT_COLLECT_GRACE = 3.0  # seconds
+
 T = TypeVar("T")
 LIVE = ("starting", "running", "stopping")
 
@@ -223,6 +225,11 @@ class World:
                     await asyncio.wait_for(manager.cleanup(manager.session_ids(), force=True), 15)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(manager.shutdown(stop_sessions=False), 15)
+        # A scope whose last process just ended is collected on the fake's next tick (as systemd
+        # does); give it a moment on a loaded machine, so only a unit that stays is a leak.
+        deadline = time.monotonic() + UNIT_COLLECT_GRACE
+        while self.units() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if self.units():
             problems.append(f"units left: {self.units()}")
         for proc in self.processes():  # started for this test's session root only
