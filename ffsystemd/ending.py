@@ -103,7 +103,6 @@ class Stopper:
         # stop's reply on the bus): an oom-kill or timeout beats what we saw.
         latest = session.unit_state.result or ending.unit_result
         final = verdict(dataclasses.replace(ending, unit_result=latest))
-        log.info("session %s ended: %s", session.id, final.message)
         with contextlib.suppress(FFSystemdError):
             await self.ctx.systemd.unwatch_unit(session.unit)
         with contextlib.suppress(OSError, ValueError):

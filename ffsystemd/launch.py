@@ -20,6 +20,7 @@ from .context import ManagerContext, ManagerSettings
 from .ending import Stopper, describe
 from .errors import FFSystemdError, LaunchCancelled, LaunchError, SystemdUnavailable, UnitExists
 from .events import LaunchOutcome, SessionLaunched
+from .failed_logs import keep_failed_log
 from .identity import unit_description
 from .limits import UINT64_MAX
 from .outcome import RESULT_MESSAGES, exit_message
@@ -158,11 +159,14 @@ class Launcher:
             raise
         except LaunchError as exc:
             tail = log_tail(session.paths.xpra_log)
+            if not isinstance(exc, LaunchCancelled):  # kept (bounded) for `ffsystemd logs ID`
+                keep_failed_log(self.ctx.settings.session_root, session.id, session.paths.xpra_log)
             hit_task_limit = await self._hit_task_limit(session)
             await asyncio.shield(self.stopper.teardown_launch(session))
             raise self._failure(session, exc, tail, hit_task_limit) from exc
         except (FFSystemdError, OSError, ValueError) as exc:
             tail = log_tail(session.paths.xpra_log)
+            keep_failed_log(self.ctx.settings.session_root, session.id, session.paths.xpra_log)
             await asyncio.shield(self.stopper.teardown_launch(session))
             raise LaunchError(step, describe(exc), tail) from exc
 

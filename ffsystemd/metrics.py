@@ -7,6 +7,15 @@ metrics join that registry when this module is imported (once per process):
     ffsystemd_sessions{state}                       gauge: sessions this server knows, by state
                                                     (starting running stopping stopped failed;
                                                     ended ones for `ended_retention` records)
+    ffsystemd_launches_total{outcome,step}          counter: launches that finished: outcome
+                                                    running, failed (step = the failed step) or
+                                                    cancelled (a cleanup stopped it); step "" else
+    ffsystemd_launch_duration_seconds{outcome}      histogram: request to that outcome
+    ffsystemd_sessions_ended_total{result}          counter: sessions that ended by themselves,
+                                                    by result (success, oom-kill, timeout,
+                                                    signal, exit-code, idle-timeout, ...)
+    ffsystemd_cleanups_total{forced,outcome}        counter: cleanup requests per session
+                                                    (outcome ok or error)
     ffsystemd_websocket_bytes_total{direction}      counter: bytes through the websocket tunnel
                                                     (to_session, to_browser)
     ffsystemd_session_memory_bytes{session}         gauges of *running* sessions only (at most
@@ -15,9 +24,10 @@ metrics join that registry when this module is imported (once per process):
     ffsystemd_session_tasks_max{session}            MemoryMax, TasksCurrent, TasksMax (a series
                                                     is absent where systemd reports none)
 
-Label values are bounded: counters never carry a session id. The per-session figures are the
-manager's cached ones; each scrape also starts a refresh in the background, so they are at
-most one scrape (plus `stats_interval`) old.
+Label values are bounded: counters never carry a session id, unknown steps and results are
+counted as `other`. The per-session figures are the manager's cached ones; each scrape also
+starts a refresh in the background, so they are at most one scrape (plus `stats_interval`)
+old. Launches refused before they start (429 at max_sessions) are not counted.
 """
 
 from __future__ import annotations
@@ -28,19 +38,86 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .events import SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
+
 STATES = ("starting", "running", "stopping", "stopped", "failed")
+LAUNCH_OUTCOMES = ("running", "failed", "cancelled")
+LAUNCH_STEPS = frozenset(
+    {"systemd", "directories", "spawn", "unit-start", "xpra-start", "xpra-ready", "cancelled", "cleanup"}
+)
+END_RESULTS = frozenset(
+    {
+        "success",
+        "oom-kill",
+        "timeout",
+        "signal",
+        "exit-code",
+        "core-dump",
+        "watchdog",
+        "resources",
+        "idle-timeout",
+        "start-limit-hit",
+        "unit-vanished",
+    }
+)
+DURATION_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
+
+LAUNCHES = Counter(
+    "ffsystemd_launches",
+    "Launches that finished, by outcome (running, failed, cancelled) and failed step.",
+    ["outcome", "step"],
+)
+LAUNCH_DURATION = Histogram(
+    "ffsystemd_launch_duration_seconds",
+    "Seconds from a launch request to its outcome (Xpra answering, or the failure).",
+    ["outcome"],
+    buckets=DURATION_BUCKETS,
+)
+SESSIONS_ENDED = Counter(
+    "ffsystemd_sessions_ended",
+    "Sessions that ended without a cleanup request, by result (oom-kill, timeout, signal, ...).",
+    ["result"],
+)
+CLEANUPS = Counter(
+    "ffsystemd_cleanups",
+    "Sessions a cleanup request stopped (outcome ok) or could not stop (error).",
+    ["forced", "outcome"],
+)
 WEBSOCKET_BYTES = Counter(
     "ffsystemd_websocket_bytes",
     "Bytes proxied through the sessions' websocket tunnels, by direction.",
     ["direction"],
 )
 WEBSOCKET_DIRECTIONS = ("to_session", "to_browser")
-for _direction in WEBSOCKET_DIRECTIONS:  # the series exist (at 0) before the first byte
+for _outcome in LAUNCH_OUTCOMES:  # the series exist (at 0) before the first launch
+    LAUNCHES.labels(outcome=_outcome, step="")
+    LAUNCH_DURATION.labels(outcome=_outcome)
+for _direction in WEBSOCKET_DIRECTIONS:
     WEBSOCKET_BYTES.labels(direction=_direction)
+
+
+def _bounded(value: str | None, known: frozenset[str], none: str = "") -> str:
+    if value is None or value == "":
+        return none
+    return value if value in known else "other"
+
+
+def observe(event: SessionEvent) -> None:
+    """Count one session event (a manager observer: synchronous, never blocks)."""
+    if isinstance(event, SessionLaunched):
+        outcome = event.outcome if event.outcome in LAUNCH_OUTCOMES else "other"
+        step = "" if outcome == "running" else _bounded(event.failed_step, LAUNCH_STEPS)
+        LAUNCHES.labels(outcome=outcome, step=step).inc()
+        LAUNCH_DURATION.labels(outcome=outcome).observe(max(0.0, event.seconds))
+    elif isinstance(event, SessionEnded):
+        SESSIONS_ENDED.labels(result=_bounded(event.result, END_RESULTS, none="unknown")).inc()
+    elif isinstance(event, SessionCleanedUp):
+        outcome = "ok" if event.error is None else "error"
+        CLEANUPS.labels(forced="true" if event.forced else "false", outcome=outcome).inc()
 
 
 def count_websocket_bytes(direction: str, count: int) -> None:
@@ -130,5 +207,9 @@ REGISTRY.register(SESSIONS)
 
 
 def install(manager: Any) -> None:
-    """Publish a session manager's sessions (called once per server)."""
+    """Publish a session manager's sessions, count and log its events (called once per server)."""
+    from .event_log import log_event
+
     SESSIONS.add(manager)
+    manager.observers.add(observe)
+    manager.observers.add(log_event)

@@ -1,13 +1,19 @@
-"""ffsystemd.metrics: the sessions collector and the websocket byte counter."""
+"""ffsystemd.metrics and ffsystemd.event_log: what each session event counts and logs."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from ffsystemd import metrics
+from ffsystemd.event_log import log_event
+from ffsystemd.events import SessionCleanedUp, SessionEnded, SessionLaunched
+
+SID = "0123456789ab"
 
 
 def sample(name: str, **labels: str) -> float:
@@ -26,15 +32,51 @@ class Delta:
         return [sample(n, **ls) - b for (n, ls), b in zip(self.keys, self.before, strict=True)]
 
 
-def test_websocket_bytes() -> None:
+def test_launches_are_counted_by_outcome_and_step() -> None:
     delta = Delta(
+        ("ffsystemd_launches_total", {"outcome": "running", "step": ""}),
+        ("ffsystemd_launches_total", {"outcome": "failed", "step": "xpra-ready"}),
+        ("ffsystemd_launches_total", {"outcome": "failed", "step": "other"}),
+        ("ffsystemd_launches_total", {"outcome": "cancelled", "step": "cancelled"}),
+        ("ffsystemd_launch_duration_seconds_count", {"outcome": "running"}),
+        ("ffsystemd_launch_duration_seconds_sum", {"outcome": "running"}),
+        ("ffsystemd_launch_duration_seconds_bucket", {"outcome": "running", "le": "1.5"}),
+    )
+    metrics.observe(SessionLaunched(SID, 1.25, "running"))
+    metrics.observe(SessionLaunched(SID, 2.0, "running", None))
+    metrics.observe(SessionLaunched(SID, 30.0, "failed", "xpra-ready"))
+    metrics.observe(SessionLaunched(SID, 0.1, "failed", "a step nobody knows"))
+    metrics.observe(SessionLaunched(SID, 0.3, "cancelled", "cancelled"))
+    assert delta() == [2, 1, 1, 1, 2, 3.25, 1]
+
+
+def test_ended_sessions_are_counted_by_bounded_result() -> None:
+    delta = Delta(
+        ("ffsystemd_sessions_ended_total", {"result": "oom-kill"}),
+        ("ffsystemd_sessions_ended_total", {"result": "idle-timeout"}),
+        ("ffsystemd_sessions_ended_total", {"result": "unknown"}),
+        ("ffsystemd_sessions_ended_total", {"result": "other"}),
+    )
+    metrics.observe(SessionEnded(SID, "failed", "oom-kill", "out of memory"))
+    metrics.observe(SessionEnded(SID, "stopped", "idle-timeout", "idle"))
+    metrics.observe(SessionEnded(SID, "failed", None, "the unit vanished"))
+    metrics.observe(SessionEnded(SID, "failed", "made-up-result", "?"))
+    assert delta() == [1, 1, 1, 1]
+
+
+def test_cleanups_and_websocket_bytes() -> None:
+    delta = Delta(
+        ("ffsystemd_cleanups_total", {"forced": "false", "outcome": "ok"}),
+        ("ffsystemd_cleanups_total", {"forced": "true", "outcome": "error"}),
         ("ffsystemd_websocket_bytes_total", {"direction": "to_session"}),
         ("ffsystemd_websocket_bytes_total", {"direction": "to_browser"}),
     )
+    metrics.observe(SessionCleanedUp(SID, False))
+    metrics.observe(SessionCleanedUp(SID, True, "systemd refused"))
     metrics.count_websocket_bytes("to_session", 100)
     metrics.count_websocket_bytes("to_browser", 4096)
     metrics.count_websocket_bytes("sideways", 5)  # unknown directions are not counted
-    assert delta() == [100, 4096]
+    assert delta() == [1, 1, 100, 4096]
 
 
 def test_names_follow_prometheus_conventions() -> None:
@@ -42,11 +84,15 @@ def test_names_follow_prometheus_conventions() -> None:
     ours = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ffsystemd_")}
     assert {
         "ffsystemd_sessions",
+        "ffsystemd_launches_total",
+        "ffsystemd_launch_duration_seconds",
+        "ffsystemd_sessions_ended_total",
+        "ffsystemd_cleanups_total",
         "ffsystemd_websocket_bytes_total",
         "ffsystemd_session_memory_bytes",
         "ffsystemd_session_tasks",
     } <= ours
-    assert "ffsystemd_websocket_bytes_total{" in text
+    assert "ffsystemd_launches_total{" in text and "ffsystemd_websocket_bytes_total{" in text
     assert "session=" not in "".join(line for line in text.splitlines() if "_total" in line)
 
 
@@ -120,3 +166,36 @@ async def test_collector_reports_states_and_figures_of_running_sessions_only() -
     finally:
         metrics.SESSIONS.discard(manager)
     assert REGISTRY.get_sample_value("ffsystemd_session_tasks", {"session": "bbbbbbbbbbbb"}) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "level", "words"),
+    [
+        (SessionLaunched(SID, 1.5, "running"), logging.INFO, ["ready after 1.50 s"]),
+        (
+            SessionLaunched(SID, 3, "failed", "xpra-ready"),
+            logging.WARNING,
+            ["launch failed at step xpra-ready"],
+        ),
+        (SessionLaunched(SID, 0.2, "cancelled", "cancelled"), logging.INFO, ["launch cancelled"]),
+        (
+            SessionEnded(SID, "failed", "oom-kill", "out of memory"),
+            logging.WARNING,
+            ["ended: failed", "oom-kill"],
+        ),
+        (SessionEnded(SID, "stopped", "idle-timeout", "idle"), logging.INFO, ["idle-timeout"]),
+        (SessionCleanedUp(SID, True), logging.INFO, ["cleaned up (forced)"]),
+        (SessionCleanedUp(SID, False, "refused"), logging.WARNING, ["cleanup failed: refused"]),
+    ],
+)
+def test_every_event_is_logged_once_with_id_and_unit(
+    event: Any, level: int, words: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="ffsystemd.sessions"):
+        log_event(event)
+    (record,) = caplog.records
+    assert record.levelno == level
+    message = record.getMessage()
+    assert SID in message and f"app-ffsystemd-firefox-{SID}.scope" in message
+    for word in words:
+        assert word in message

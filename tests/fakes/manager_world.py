@@ -37,6 +37,7 @@ from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
 from fakes.memory_systemd import MemorySystemd
 from fakes.polling import eventually
 from ffsystemd.commands import XpraSettings
+from ffsystemd.failed_logs import FAILED_DIR
 from ffsystemd.manager import ManagerSettings, SessionManager
 from ffsystemd.systemd import SystemdClient
 from ffsystemd.units import UNIT_PREFIX, ScopeLimits
@@ -191,7 +192,8 @@ class World:
             return None
 
     def dirs(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir())
+        """Entries of the session root, but the kept logs of failed launches (bounded, on purpose)."""
+        return sorted(p.name for p in self.root.iterdir() if p.name != FAILED_DIR)
 
     def processes(self) -> list[psutil.Process]:
         """Live processes started for a session of this root (the gate shell or Xpra)."""

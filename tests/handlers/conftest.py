@@ -56,6 +56,7 @@ from jupyter_server.auth import Authorizer
 # pytest-jupyter has no entry point: bring its server fixtures (jp_fetch, jp_serverapp, ...) here.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
+from ffsystemd.failed_logs import FAILED_DIR
 from ffsystemd.manager import SessionManager
 from ffsystemd.units import UNIT_PREFIX
 
@@ -288,7 +289,8 @@ def process_alive(pid: int) -> bool:
 
 
 def session_dirs(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    """Entries of the session root, but the kept logs of failed launches (bounded, on purpose)."""
+    return sorted(p.name for p in root.iterdir() if p.name != FAILED_DIR) if root.exists() else []
 
 
 @dataclass

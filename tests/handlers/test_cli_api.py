@@ -13,6 +13,7 @@ from fakes.polling import eventually
 
 from ffsystemd import cli
 from ffsystemd.cli import commands
+from ffsystemd.failed_logs import failed_logs
 
 from .conftest import Api, our_units
 from .test_firefox import launched
@@ -67,3 +68,27 @@ async def test_stop_ends_a_session_and_the_server_notices(
     assert [s["state"] for s in await api.sessions() if s["id"] == other["id"]] == ["running"]
     # The ended record goes away with a cleanup, as for any ended session.
     assert (await api.cleanup(ids=[session["id"], other["id"]])).code == 200
+
+
+async def test_a_failed_launch_keeps_its_xpra_log_for_ffsystemd_logs(
+    api: Api, fake_systemd: FakeSystemd, session_root: Path, tmp_path: Path, xpra_env: Any
+) -> None:
+    xpra_env(FAKE_XPRA_EXIT_AT_START="3")
+    reply = await api.launch()
+    assert reply.code == 500 and reply.json["step"] == "xpra-ready"
+    ((sid, kept),) = failed_logs(session_root)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert not (session_root / f"session-{sid}").exists()  # everything else is gone
+    code, out, err = await run_cli(fake_systemd, session_root, tmp_path, "logs", sid)
+    assert code == cli.EXIT_OK, err
+    assert "fake xpra: failing on purpose" in out
+    code, out, _ = await run_cli(fake_systemd, session_root, tmp_path, "status", sid, "--json")
+    assert code == cli.EXIT_OK
+    body = json.loads(out)
+    assert body["launch_failed"] is True and body["log"] == str(kept)
+    assert "fake xpra: failing on purpose" in body["log_tail"]
+    # a successful launch keeps nothing
+    xpra_env(FAKE_XPRA_EXIT_AT_START="")
+    await launched(api)
+    assert len(failed_logs(session_root)) == 1
+    assert (await api.cleanup(all=True)).code == 200

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes.dbus_world import FakeSystemd
+from fakes.polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Api
@@ -31,16 +33,47 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_show_running_sessions_and_their_limits(api: Api) -> None:
+def delta(before: dict[Any, float], after: dict[Any, float], name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+async def test_metrics_count_launches_failures_cleanups_and_crashes(
+    api: Api, fake_systemd: FakeSystemd, xpra_env: Any
+) -> None:
+    before = await scrape(api)
     first, second = await launched(api), await launched(api)
     during = await scrape(api)
-    assert value(during, "ffsystemd_sessions", state="running") >= 2
+    assert value(during, "ffsystemd_sessions", state="running") == 2
+    assert delta(before, during, "ffsystemd_launches_total", outcome="running", step="") == 2
+    assert delta(before, during, "ffsystemd_launch_duration_seconds_count", outcome="running") == 2
+    assert delta(before, during, "ffsystemd_launch_duration_seconds_sum", outcome="running") > 0
     assert value(during, "ffsystemd_session_memory_max_bytes", session=first["id"]) == 2 * 1024**3
-    assert value(during, "ffsystemd_session_tasks_max", session=second["id"]) == 1024
-    assert value(during, "ffsystemd_session_memory_bytes", session=first["id"]) == 12345678  # the fake's
-    assert (await api.cleanup(all=True)).code == 200
+    assert value(during, "ffsystemd_session_tasks_max", session=first["id"]) == 1024
+
+    # a crash: the kernel OOM-kills the second session
+    fake_systemd.fail_unit(second["unit"], "oom-kill")
+
+    async def crashed() -> bool:
+        reply = await api.session(second["id"])
+        return reply.json["state"] == "failed"
+
+    await eventually(crashed, 10, "the OOM kill to be reported")
+    # a cleanup of the first
+    assert (await api.cleanup(id=first["id"])).code == 200
+    # a failed launch: Xpra exits at once
+    xpra_env(FAKE_XPRA_EXIT_AT_START="3")
+    assert (await api.launch()).code == 500
+    assert (await api.cleanup(id=second["id"])).code == 200
+
     after = await scrape(api)
-    # ended sessions carry no per-session series
+    assert delta(before, after, "ffsystemd_launches_total", outcome="running", step="") == 2
+    assert delta(before, after, "ffsystemd_launches_total", outcome="failed", step="xpra-ready") == 1
+    assert delta(before, after, "ffsystemd_launch_duration_seconds_count", outcome="failed") == 1
+    assert delta(before, after, "ffsystemd_sessions_ended_total", result="oom-kill") == 1
+    assert delta(before, after, "ffsystemd_cleanups_total", forced="false", outcome="ok") == 2
+    for state in ("starting", "running", "stopping"):
+        assert value(after, "ffsystemd_sessions", state=state) == 0, state
+    # ended sessions carry no per-session series; counters never carry a session id
     assert not any(dict(labels).get("session") in (first["id"], second["id"]) for _, labels in after)
 
 
@@ -54,4 +87,4 @@ async def test_unauthenticated_scrape_is_refused(http_server_client: Any, jp_bas
 async def test_unauthenticated_scrape_when_configured(http_server_client: Any, jp_base_url: str) -> None:
     response = await http_server_client.fetch(jp_base_url + "metrics", raise_error=False)
     assert response.code == 200
-    assert b"ffsystemd_websocket_bytes_total" in response.body
+    assert b"ffsystemd_launches_total" in response.body

@@ -132,7 +132,10 @@ def test_launch_timeout_reports_step_and_log_and_leaves_nothing(server_factory) 
     assert "ready_timeout" in body["message"]
     assert isinstance(body["log_tail"], list)
     assert server.get("firefox-launcher/api/firefox").json() == {"sessions": []}
-    assert list(server.session_root.iterdir()) == []
+    # Only the failed launch's Xpra log is kept (bounded), for `ffsystemd logs ID`.
+    assert [p.name for p in server.session_root.iterdir()] == ["failed"]
+    (kept,) = (server.session_root / "failed").iterdir()
+    assert kept.name.startswith("session-") and kept.name.endswith(".log")
     assert server.units() == []
 
 
