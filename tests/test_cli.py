@@ -407,3 +407,26 @@ def test_without_a_configured_root_every_servers_root_is_listed(
         live.release()
     finally:
         shutil.rmtree(other_root, ignore_errors=True)
+
+
+def test_a_server_without_a_lock_file_here_is_not_judged_dead(world: World, capsys: Any) -> None:
+    """As the servers judge orphans: no lock file here = a server with another HOME; never stopped."""
+    from ffsystemd.identity import state_dir
+    from ffsystemd.liveness import try_lock
+
+    live = try_lock(state_dir(), "live-1")  # a live server here whose root the CLI then reads
+    assert live is not None
+    live.write_record({"session_root": str(world.root)})
+    elsewhere = world.session(server="elsewhere-1")  # no lock file for this server id here
+    code = cli.main(["list", "--json", "--bus-address", world.fake.address, "--config", str(world.config)])
+    body = json.loads(capsys.readouterr().out)
+    assert code == cli.EXIT_OK
+    record = {s["id"]: s for s in body["sessions"]}[elsewhere]
+    assert (record["server"], record["server_alive"]) == ("elsewhere-1", None)
+    code = cli.main(["stop", "--orphans", "--bus-address", world.fake.address, "--config", str(world.config)])
+    capsys.readouterr()
+    assert world.fake.unit_state(unit_name(elsewhere))[0] == "active"
+    assert session_paths(world.root, elsewhere).base.exists()
+    code = cli.main(["stop", elsewhere, "--bus-address", world.fake.address, "--config", str(world.config)])
+    assert code == cli.EXIT_OK, capsys.readouterr()
+    world.fake.wait_unit_gone(unit_name(elsewhere))

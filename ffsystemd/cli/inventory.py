@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import NoSuchUnit, SystemdError
 from ..identity import is_valid_server_id, server_id_from_description, state_dir
 from ..limits import or_none
-from ..liveness import is_alive
+from ..liveness import is_alive, lock_path
 from ..ownership import read_metadata
 from ..session import ACTIVE_STATE_TO_STATE
 from ..session_dirs import list_session_dirs, session_paths
@@ -151,7 +151,9 @@ async def collect(
     )
     now = datetime.now(timezone.utc)
     locks = state_dir() if servers_dir is None else servers_dir
-    alive: dict[str, bool] = {}
+    # As the servers judge orphans (ffsystemd.orphans): a server without a lock file here ran
+    # with another HOME (e.g. one Unix user, a HOME per JupyterHub user) and is not judged dead.
+    alive: dict[str, bool | None] = {}
     records = []
     for sid, unit in zip(ids, props, strict=True):
         base = dirs.get(sid)
@@ -162,7 +164,8 @@ async def collect(
         server = record["server"]
         if server is not None:
             if server not in alive:
-                alive[server] = is_alive(locks, server)
+                ran_here = lock_path(locks, server).exists()
+                alive[server] = is_alive(locks, server) if ran_here else None
             record["server_alive"] = alive[server]
         records.append(record)
     records.sort(key=lambda r: (r["created"] or "", r["id"]))

@@ -156,7 +156,9 @@ async def stop_many(
     """
     locks = state_dir() if servers_dir is None else servers_dir
     with contextlib.ExitStack() as held:
-        for server in sorted({r["server"] for r in records if r["server"] and not r.get("server_alive")}):
+        for server in sorted(
+            {r["server"] for r in records if r["server"] and r.get("server_alive") is False}
+        ):
             held.enter_context(holding_dead(locks, server))
         results = await asyncio.gather(
             *(
