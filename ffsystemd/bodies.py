@@ -98,3 +98,16 @@ def announces_body(content_length: str | None, transfer_encoding: str | None) ->
     if transfer_encoding is not None:
         return True
     return content_length is not None and content_length.strip() != "0"
+
+
+class AnswerTracking:
+    """Handler mixin: `answered` turns true once the response is finished (tornado's public
+    `on_finish` hook), so a streamed body's later chunks can be ignored without reading
+    tornado's private `_finished`."""
+
+    answered = False
+
+    def on_finish(self) -> None:
+        self.answered = True
+        super().on_finish()  # type: ignore[misc]
+

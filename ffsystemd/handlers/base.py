@@ -16,13 +16,13 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import httputil, web
 
-from ..bodies import MAX_BODY_BYTES, content_length_too_large, parse_json_object
+from ..bodies import MAX_BODY_BYTES, AnswerTracking, content_length_too_large, parse_json_object
 from ..errors import FFSystemdError, FFSystemdHTTPError, http_error
 from ..manager import SessionManager
 
 
 @web.stream_request_body
-class FFSystemdAPIHandler(ExtensionHandlerMixin, APIHandler):
+class FFSystemdAPIHandler(AnswerTracking, ExtensionHandlerMixin, APIHandler):
     """Base of the REST handlers: resource `ffsystemd`, bodies of at most 64 KiB, JSON errors."""
 
     auth_resource = "ffsystemd"
@@ -37,7 +37,7 @@ class FFSystemdAPIHandler(ExtensionHandlerMixin, APIHandler):
 
     def data_received(self, chunk: bytes) -> None:
         """Keep the streamed body; answer 413 (and read no more) once it passes MAX_BODY_BYTES."""
-        if self._finished:
+        if self.answered:
             return
         if len(self._body) + len(chunk) > MAX_BODY_BYTES:
             error = web.HTTPError(413, f"request body too large (at most {MAX_BODY_BYTES} bytes)")

@@ -22,7 +22,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..bodies import announces_body
+from ..bodies import AnswerTracking, announces_body
 from ..capability import CapabilityStore
 from ..client_options import client_query
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
@@ -48,7 +48,7 @@ def session_prefix(base_url: str, session_id: str) -> str:
 
 
 @web.stream_request_body
-class NoBodyMixin(web.RequestHandler):
+class NoBodyMixin(AnswerTracking, web.RequestHandler):
     """Routes that serve only GET, HEAD and websockets: a request body is refused, never read.
 
     Streaming mode keeps tornado from buffering a body before prepare(); the route's prepare()
@@ -67,7 +67,7 @@ class NoBodyMixin(web.RequestHandler):
 
     def data_received(self, chunk: bytes) -> None:
         """Drop body bytes; the first ones end the request with 413 (tornado reads no more)."""
-        if chunk and not self._finished:
+        if chunk and not self.answered:
             error = web.HTTPError(413, "session URLs take no request body")
             self.send_error(413, exc_info=(web.HTTPError, error, None))
 
