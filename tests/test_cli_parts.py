@@ -16,8 +16,7 @@ from ffsystemd.cli.inventory import is_own_directory, owning_server, session_rec
 from ffsystemd.cli.render import duration, pair, session_row, size, table
 from ffsystemd.cli.stop import select_targets
 from ffsystemd.failed_logs import failed_log_path, failed_logs, keep_failed_log
-from ffsystemd.limits import UINT64_MAX
-from ffsystemd.systemd import UnitInfo
+from ffsystemd.systemd import UnitInfo, UnitSnapshot
 
 SID = "0123456789ab"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -29,21 +28,22 @@ def info(state: str = "active", description: str = "Firefox session (ffsystemd)"
 
 # --- records --------------------------------------------------------------------------------------
 def test_record_of_a_running_session_reads_limits_and_counters(tmp_path: Path) -> None:
-    props = {
-        "ActiveState": "active",
-        "SubState": "running",
-        "Result": "success",
-        "MemoryCurrent": 300 * 1024**2,
-        "MemoryMax": 1024**3,
-        "TasksCurrent": 42,
-        "TasksMax": 512,
-        "CPUQuotaPerSecUSec": 1_500_000,
-        "CPUUsageNSec": 2_500_000_000,
-        "Description": "Firefox session 0123456789ab (ffsystemd server s1)",
-    }
+    unit = UnitSnapshot(
+        load_state="loaded",
+        active_state="active",
+        sub_state="running",
+        result="success",
+        memory_current=300 * 1024**2,
+        memory_max=1024**3,
+        tasks_current=42,
+        tasks_max=512,
+        cpu_quota_per_sec_usec=1_500_000,
+        cpu_usage_nsec=2_500_000_000,
+    )
     created = (NOW - timedelta(minutes=5)).isoformat()
+    described = info(description="Firefox session 0123456789ab (ffsystemd server s1)")
     record = session_record(
-        SID, info=info(), props=props, session_dir=tmp_path, metadata={"created": created}, now=NOW
+        SID, info=described, unit=unit, session_dir=tmp_path, metadata={"created": created}, now=NOW
     )
     assert record["unit"] == f"app-ffsystemd-firefox-{SID}.scope"
     assert (record["state"], record["sub_state"], record["result"]) == ("running", "running", "success")
@@ -57,8 +57,9 @@ def test_record_of_a_running_session_reads_limits_and_counters(tmp_path: Path) -
 
 
 def test_record_maps_not_available_to_none_and_hides_counters_of_dead_units(tmp_path: Path) -> None:
-    props = {"ActiveState": "failed", "Result": "oom-kill", "MemoryCurrent": 5, "MemoryMax": UINT64_MAX}
-    record = session_record(SID, info=info("failed"), props=props, session_dir=tmp_path, metadata={}, now=NOW)
+    # as the client decodes it: systemd's "infinity" (UINT64_MAX) arrives as None
+    unit = UnitSnapshot(active_state="failed", result="oom-kill", memory_current=5, memory_max=None)
+    record = session_record(SID, info=info("failed"), unit=unit, session_dir=tmp_path, metadata={}, now=NOW)
     assert (record["state"], record["result"]) == ("failed", "oom-kill")
     assert record["memory_current"] is None  # not live: no current figures
     assert record["memory_max"] is None
@@ -66,12 +67,12 @@ def test_record_maps_not_available_to_none_and_hides_counters_of_dead_units(tmp_
 
 
 def test_record_of_a_directory_without_unit_is_stopped(tmp_path: Path) -> None:
-    record = session_record(SID, info=None, props={}, session_dir=tmp_path, metadata={}, now=NOW)
+    record = session_record(SID, info=None, unit=None, session_dir=tmp_path, metadata={}, now=NOW)
     assert (record["state"], record["result"], record["unit_loaded"]) == ("stopped", None, False)
 
 
 def test_record_of_a_foreign_unit_is_not_ours() -> None:
-    record = session_record(SID, info=info(), props={}, session_dir=None, metadata={}, now=NOW)
+    record = session_record(SID, info=info(), unit=None, session_dir=None, metadata={}, now=NOW)
     assert record["ours"] is False
     assert record["state"] == "running"
     assert record["created"] is None and record["age_seconds"] is None
@@ -161,7 +162,7 @@ def test_table_aligns_columns() -> None:
 
 
 def test_session_row_marks_foreign_units() -> None:
-    record = session_record(SID, info=info(), props={}, session_dir=None, metadata={}, now=NOW)
+    record = session_record(SID, info=info(), unit=None, session_dir=None, metadata={}, now=NOW)
     row = session_row(record)
     assert row[0] == SID and row[2] == "running (not ours)" and row[1] == "-"
 
@@ -320,3 +321,15 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for code in range(5):
         assert f"  {code}  " in out
+
+
+def test_the_command_names_no_d_bus_property_or_interface() -> None:
+    """Only ffsystemd/systemd/ speaks D-Bus: the CLI reads typed snapshots (issue #9)."""
+    from ffsystemd.systemd.properties import _SNAPSHOT_PROPERTIES
+
+    cli_dir = Path(cli.__file__).parent
+    for source in sorted(cli_dir.glob("*.py")):
+        text = source.read_text()
+        assert "get_all(" not in text and "_IFACE" not in text, source.name
+        for name in _SNAPSHOT_PROPERTIES:
+            assert f'"{name}"' not in text, (source.name, name)

@@ -16,7 +16,7 @@ from ..systemd import SystemdClient
 from . import EXIT_FAILED, EXIT_NO_MANAGER, EXIT_NO_SESSION, EXIT_OK, EXIT_USAGE
 from .config import CliConfig, resolve
 from .doctor import diagnose
-from .inventory import collect, unit_props
+from .inventory import collect
 from .render import SESSION_HEADERS, session_row, table, to_json
 from .stop import select_targets, stop_many
 
@@ -80,7 +80,7 @@ async def _status(args: Any, config: CliConfig, client: SystemdClient, out: Text
     processes: list[tuple[int, str]] = []
     if record.get("unit_loaded"):
         try:
-            props = await unit_props(client, await client.get_unit(record["unit"]))
+            props = await client.unit_properties(record["unit"])  # all of them, as systemd names them
             processes = await client.unit_processes(record["unit"])
         except SystemdUnavailable:
             raise

@@ -19,12 +19,11 @@ from typing import Any
 
 from ..errors import NoSuchUnit, SystemdError
 from ..identity import is_valid_server_id, server_id_from_description, state_dir
-from ..limits import or_none
 from ..liveness import is_alive, lock_path
 from ..ownership import read_metadata
 from ..session import ACTIVE_STATE_TO_STATE
 from ..session_dirs import list_session_dirs, session_paths
-from ..systemd import SCOPE_IFACE, UNIT_IFACE, SystemdClient, UnitInfo
+from ..systemd import SystemdClient, UnitInfo, UnitSnapshot
 from ..units import UNIT_GLOB, session_id_of, unit_name
 
 
@@ -64,17 +63,19 @@ def session_record(
     session_id: str,
     *,
     info: UnitInfo | None,
-    props: Mapping[str, Any],
+    unit: UnitSnapshot | None,
     session_dir: Path | None,
     metadata: Mapping[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
     """Build one session's JSON (the REST API's keys plus `server`, `ours`, `age_seconds`, ...) (pure).
 
-    `info` is the unit's ListUnitsByPatterns row (None: no unit loaded), `props` its Unit and
-    Scope properties, `session_dir` its directory under our root (None: not ours).
+    `info` is the unit's ListUnitsByPatterns row (None: no unit loaded), `unit` its typed
+    snapshot (None: unread, e.g. it went away meanwhile), `session_dir` its directory under
+    our root (None: not ours).
     """
-    active_state = str(props.get("ActiveState") or (info.active_state if info else "inactive"))
+    snap = unit or UnitSnapshot()
+    active_state = snap.active_state or (info.active_state if info else "inactive")
     state = ACTIVE_STATE_TO_STATE.get(active_state, "running")
     live = state in ("running", "stopping", "starting")
     created = _parse_time(metadata.get("created"))
@@ -83,42 +84,39 @@ def session_record(
             created = datetime.fromtimestamp(session_dir.stat().st_mtime, timezone.utc)
         except OSError:
             created = None
-    quota = or_none(props.get("CPUQuotaPerSecUSec"))
-    result = props.get("Result") or None
-    description = str(props.get("Description") or (info.description if info else ""))
+    quota = snap.cpu_quota_per_sec_usec
     return {
         "id": session_id,
         "unit": unit_name(session_id),
-        "server": owning_server(metadata, description),
+        "server": owning_server(metadata, info.description if info else ""),
         "server_alive": None,
         "ours": session_dir is not None,
         "unit_loaded": info is not None,
         "state": state,
-        "sub_state": (props.get("SubState") or (info.sub_state if info else None)) or None,
-        "result": None if info is None else result,
+        "sub_state": snap.sub_state or (info.sub_state if info else None) or None,
+        "result": None if info is None else snap.result,
         "created": _iso(created),
         "age_seconds": None if created is None else max(0.0, round((now - created).total_seconds(), 1)),
         "start_url": metadata.get("start_url"),
-        "memory_current": or_none(props.get("MemoryCurrent")) if live else None,
-        "memory_max": or_none(props.get("MemoryMax")),
-        "tasks_current": or_none(props.get("TasksCurrent")) if live else None,
-        "tasks_max": or_none(props.get("TasksMax")),
+        "memory_current": snap.memory_current if live else None,
+        "memory_max": snap.memory_max,
+        "tasks_current": snap.tasks_current if live else None,
+        "tasks_max": snap.tasks_max,
         "cpu_quota": None if quota is None else round(quota / 10_000, 2),
-        "cpu_usage_nsec": or_none(props.get("CPUUsageNSec")),
+        "cpu_usage_nsec": snap.cpu_usage_nsec,
         "last_activity": _iso(_parse_time(metadata.get("last_activity"))),
         "session_root": None if session_dir is None else str(session_dir.parent),
         "session_dir": None if session_dir is None else str(session_dir),
     }
 
 
-async def unit_props(client: SystemdClient, path: str) -> dict[str, Any]:
-    """Unit and Scope properties of a unit object ({} when it is gone or systemd refuses)."""
+async def unit_snapshot(client: SystemdClient, name: str) -> UnitSnapshot | None:
+    """The typed snapshot of a unit (None when it is gone or systemd refuses)."""
     try:
-        props = await client.get_all(path, UNIT_IFACE)
-        props.update(await client.get_all(path, SCOPE_IFACE))
+        snapshot = await client.unit_snapshot(name)
     except (NoSuchUnit, SystemdError):
-        return {}
-    return props
+        return None
+    return snapshot if snapshot.loaded else None
 
 
 async def collect(
@@ -146,8 +144,8 @@ async def collect(
             if sid not in dirs and is_own_directory(base):
                 dirs[sid] = base
     ids = sorted(set(units) | set(dirs)) if include_foreign else sorted(dirs)
-    props = await asyncio.gather(
-        *(unit_props(client, units[sid].path) if sid in units else _nothing() for sid in ids)
+    snapshots = await asyncio.gather(
+        *(unit_snapshot(client, units[sid].name) if sid in units else _nothing() for sid in ids)
     )
     now = datetime.now(timezone.utc)
     locks = state_dir() if servers_dir is None else servers_dir
@@ -155,11 +153,11 @@ async def collect(
     # with another HOME (e.g. one Unix user, a HOME per JupyterHub user) and is not judged dead.
     alive: dict[str, bool | None] = {}
     records = []
-    for sid, unit in zip(ids, props, strict=True):
+    for sid, unit in zip(ids, snapshots, strict=True):
         base = dirs.get(sid)
         metadata = (read_metadata(base) or {}) if base is not None else {}
         record = session_record(
-            sid, info=units.get(sid), props=unit, session_dir=base, metadata=metadata, now=now
+            sid, info=units.get(sid), unit=unit, session_dir=base, metadata=metadata, now=now
         )
         server = record["server"]
         if server is not None:
@@ -172,5 +170,5 @@ async def collect(
     return records
 
 
-async def _nothing() -> dict[str, Any]:
-    return {}
+async def _nothing() -> None:
+    return None
