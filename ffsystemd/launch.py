@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from .cgroup import read_events
+from .cgroup import limit_reached, read_events
 from .commands import session_environment, user_js, xpra_argv, xpra_config_file, xulstore_json
 from .context import ManagerContext, ManagerSettings
 from .ending import Stopper, describe
@@ -161,39 +161,44 @@ class Launcher:
             tail = log_tail(session.paths.xpra_log)
             if not isinstance(exc, LaunchCancelled):  # kept (bounded) for `ffsystemd logs ID`
                 keep_failed_log(self.ctx.settings.session_root, session.id, session.paths.xpra_log)
-            hit_task_limit = await self._hit_task_limit(session)
+            reached = await self._limit_reached(session)
             await asyncio.shield(self.stopper.teardown_launch(session))
-            raise self._failure(session, exc, tail, hit_task_limit) from exc
+            raise self._failure(session, exc, tail, reached) from exc
         except (FFSystemdError, OSError, ValueError) as exc:
             tail = log_tail(session.paths.xpra_log)
             keep_failed_log(self.ctx.settings.session_root, session.id, session.paths.xpra_log)
             await asyncio.shield(self.stopper.teardown_launch(session))
             raise LaunchError(step, describe(exc), tail) from exc
 
-    async def _hit_task_limit(self, session: Session) -> bool:
-        """True when the session's scope refused a fork or thread at tasks_max (pids.events)."""
-        if not session.unit_started or self.ctx.settings.limits.tasks_max == UINT64_MAX:
-            return False
+    async def _limit_reached(self, session: Session) -> tuple[str | None, str | None]:
+        """Which limit the failed launch's scope ran into (see `cgroup.limit_reached`)."""
+        limits = self.ctx.settings.limits
+        if not session.unit_started:
+            return None, None
         try:
             snapshot = await self.ctx.systemd.unit_snapshot(session.unit)
         except FFSystemdError:
-            return False
-        events = read_events(snapshot.control_group or "", "pids.events")
-        return bool(events and events.get("max", 0) > 0)
+            return None, None
+        group = snapshot.control_group or ""
+        pids = read_events(group, "pids.events") if limits.tasks_max != UINT64_MAX else None
+        memory = read_events(group, "memory.events") if limits.memory_max != UINT64_MAX else None
+        return limit_reached(pids, memory, limits.tasks_max, limits.memory_max)
 
     def _failure(
-        self, session: Session, exc: LaunchError, tail: list[str], hit_task_limit: bool
+        self, session: Session, exc: LaunchError, tail: list[str], reached: tuple[str | None, str | None]
     ) -> LaunchError:
         """The launch error with systemd's verdict (e.g. oom-kill, from the unit's signals,
-        which arrive before the stop completes) or the task limit as the reason."""
+        which arrive before the stop completes), else the kernel's OOM kill or the limit the
+        scope reached, read from its cgroup's event counters."""
         result = session.unit_state.result
         result = result if result not in (None, "", "success") else None
+        reached_result, reached_sentence = reached
+        result = result or reached_result
         message = exc.message
         if result in RESULT_MESSAGES:
             message = f"{message}: {RESULT_MESSAGES[result]}"
-        elif hit_task_limit:
-            limit = self.ctx.settings.limits.tasks_max
-            message = f"{message}: the session reached its task limit (tasks_max={limit})"
+        elif reached_sentence:
+            message = f"{message}: {reached_sentence}"
         return LaunchError(exc.step, message, tail, result=result)
 
     async def _wait_ready(self, session: Session) -> None:
