@@ -37,11 +37,13 @@ def _cell(text: str) -> str:
 
 
 def config_traits() -> list[tuple[str, TraitType[Any, Any]]]:
-    """FirefoxLauncher's own configurable traits, in the order they are declared."""
+    """FirefoxLauncher's own configurable traits: group by group (ffsystemd.config), as declared."""
     from .app import FirefoxLauncher
+    from .config import CONFIG_GROUPS
 
     traits = FirefoxLauncher.class_traits(config=True)
-    return [(name, traits[name]) for name in vars(FirefoxLauncher) if name in traits]
+    names = [name for group in (*CONFIG_GROUPS, FirefoxLauncher) for name in vars(group) if name in traits]
+    return [(name, traits[name]) for name in dict.fromkeys(names)]
 
 
 def config_table() -> str:
