@@ -142,13 +142,15 @@ def xvfb_command(settings: XpraSettings) -> str:
     )
 
 
-def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str]:
+def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str, child: str | None = None) -> list[str]:
     """Xpra's command line: a unix socket only, HTML5 client on, Firefox as its start child.
 
     `--daemon=no --systemd-run=no` keep Xpra (and so everything it starts) in the
-    caller's scope; `--exit-with-children` ends the session with Firefox.
+    caller's scope; `--exit-with-children` ends the session with Firefox. `child` replaces
+    the start child (a pooled session's script, ffsystemd.warm), which must run Firefox.
     """
-    child = shlex.join(firefox_child_argv(settings, paths, url))
+    if child is None:
+        child = shlex.join(firefox_child_argv(settings, paths, url))
     return [
         *settings.xpra_command,
         "start",
