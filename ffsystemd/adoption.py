@@ -5,7 +5,9 @@ a session directory of our server id under our session_root. Running units of
 ours that the registry does not know are re-adopted (a restarted server); dead or failed ones
 are stopped, reset and their directory removed; directories without a unit are removed;
 sessions whose unit vanished during an outage end. Another server's unit or directory --
-running, starting, dead or being filled by its launch -- is never touched.
+running, starting, dead or being filled by its launch -- is never touched. A running unit of
+ours whose session was an unclaimed warm-pool one (`pooled` in its metadata) is stopped like a
+dead one: the new server's pool starts its own.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .context import ManagerContext
 from .ending import Stopper
 from .errors import FFSystemdError
 from .outcome import Cause, Ending
-from .ownership import owner_of_dir, owner_of_unit
+from .ownership import is_pooled_dir, owner_of_dir, owner_of_unit
 from .session import Session, SessionState, read_created_and_url
 from .session_dirs import discard_session_dir, list_session_dirs, session_paths
 from .units import UNIT_GLOB, session_id_of, unit_name
@@ -76,7 +78,7 @@ class Adopter:
                 # server id under our session_root; anything else is another server's: untouched.
                 if sid in sessions or sid not in dirs:
                     continue
-                if info.active_state == "active":
+                if info.active_state == "active" and not is_pooled_dir(session_paths(root, sid).base):
                     await self.adopt(sid)
                 else:
                     await self.stopper.discard_unit(sid, info.active_state)

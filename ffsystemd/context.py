@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .commands import XpraSettings
 from .events import Observers
-from .session import Session
+from .ids import new_session_id
+from .session import Owner, Session
+from .session_dirs import session_paths
 from .systemd_api import SystemdPort
-from .units import ScopeLimits
+from .units import ScopeLimits, unit_name
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class ManagerSettings:
     ended_retention: int = 20
     downloads_dir: Path | None = None  # checked at start-up (ffsystemd.downloads); None: in the session
     server_id: str = ""  # whose sessions these are (ffsystemd.identity); "" = unnamed (tests)
+    pool_size: int = 0  # sessions kept started ahead (ffsystemd.pool); 0: every launch is cold
+    pool_max_age: float = 1800.0  # seconds a pooled session may wait before it is replaced
 
     def owns(self, owner: str | None) -> bool:
         """An owner read from a unit or a directory is this server (None matches an unnamed one)."""
@@ -60,6 +65,25 @@ class ManagerContext:
         task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+    def new_session(self, start_url: str, warm: bool = True) -> Session:
+        """A new STARTING session owned by its launch, registered at once (concurrent launches
+        see its slot taken); a warm one is the pool's (pooled until claimed)."""
+        session_id = new_session_id()
+        while session_id in self.sessions:
+            session_id = new_session_id()
+        session = Session(
+            id=session_id,
+            unit=unit_name(session_id),
+            paths=session_paths(self.settings.session_root, session_id, self.settings.downloads_dir),
+            start_url=start_url,
+            created=datetime.now(timezone.utc),
+            owner=Owner.LAUNCH,
+            warm=warm,
+            pooled=warm,
+        )
+        self.sessions[session_id] = session
+        return session
 
     def session_of_unit(self, unit: str) -> Session | None:
         """The session whose unit is `unit`, if any."""

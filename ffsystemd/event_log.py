@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from .events import SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
+from .events import PoolClaimed, SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
 from .units import unit_name
 
 log = logging.getLogger("ffsystemd.sessions")
@@ -26,7 +26,25 @@ def _unit(session_id: str) -> str:
 
 
 def log_event(event: SessionEvent) -> None:
-    """Log one session event (a manager observer: synchronous, never raises on odd values)."""
+    """Log one session event (a manager observer: synchronous, never raises on odd values).
+
+    A pool start (a pooled SessionLaunched) is logged by the pool itself (logger ffsystemd.pool).
+    """
+    if isinstance(event, PoolClaimed):
+        if event.outcome == "hit":
+            log.info(
+                "session %s (%s) claimed from the pool, page opened after %.2f s",
+                event.session_id,
+                _unit(event.session_id or ""),
+                event.seconds,
+            )
+        elif event.outcome == "failed":
+            log.warning("pool session %s did not open its page: cold launch", event.session_id)
+        else:
+            log.info("no pool session ready: cold launch")
+        return
+    if isinstance(event, SessionLaunched) and event.pooled:
+        return
     sid = event.session_id
     unit = _unit(sid)
     if isinstance(event, SessionLaunched):

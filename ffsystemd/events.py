@@ -5,6 +5,7 @@
             case SessionLaunched(session_id, seconds, outcome, failed_step): ...
             case SessionEnded(session_id, state, result, message): ...
             case SessionCleanedUp(session_id, forced, error): ...
+            case PoolClaimed(session_id, outcome, seconds): ...   # the warm pool (ffsystemd.pool)
 
     manager.observers.add(on_event)          # returns a function that removes it again
 
@@ -29,12 +30,14 @@ LaunchOutcome = Literal["running", "failed", "cancelled"]
 @dataclass(frozen=True)
 class SessionLaunched:
     """A launch finished: `outcome` running (Xpra answers), failed (at `failed_step`) or cancelled
-    (a cleanup stopped it while it started); `seconds` from the request to that outcome."""
+    (a cleanup stopped it while it started); `seconds` from the request to that outcome.
+    `pooled`: a warm-pool session started ahead of any request (a refill, not a user's launch)."""
 
     session_id: str
     seconds: float
     outcome: LaunchOutcome
     failed_step: str | None = None
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,21 @@ class SessionCleanedUp:
     error: str | None = None
 
 
-SessionEvent = SessionLaunched | SessionEnded | SessionCleanedUp
+PoolOutcome = Literal["hit", "miss", "failed"]
+
+
+@dataclass(frozen=True)
+class PoolClaimed:
+    """A launch asked the warm pool for a session: `hit` (it got `session_id`, its page opened
+    after `seconds`), `miss` (none was ready: the cold path) or `failed` (the ready one did not
+    take its page: stopped, and the cold path)."""
+
+    session_id: str | None
+    outcome: PoolOutcome
+    seconds: float = 0.0
+
+
+SessionEvent = SessionLaunched | SessionEnded | SessionCleanedUp | PoolClaimed
 Observer = Callable[[SessionEvent], None]
 
 

@@ -29,16 +29,23 @@ from .readiness import serves_html5_client
 from .session import Owner, Session, SessionState, write_metadata
 from .session_dirs import SessionPaths, create_session_dirs, ensure_root
 from .units import scope_properties
+from .warm import WARM_PREFS, warm_child, write_warm_files
 from .watch import Watcher
 
 READY_POLL_INTERVAL = 0.05
 
 
-def write_session_files(paths: SessionPaths, start_url: str, settings: ManagerSettings) -> None:
-    """The files Firefox and Xpra read from the session directory (profile prefs, window, config)."""
+def write_session_files(
+    paths: SessionPaths, start_url: str, settings: ManagerSettings, warm: bool = False
+) -> None:
+    """The files Firefox and Xpra read from the session directory (profile prefs, window, config);
+    for a warm (pooled) session also its start script, bus configuration and claim FIFO."""
+    prefs = {**WARM_PREFS, **settings.xpra.extra_prefs} if warm else settings.xpra.extra_prefs
     (paths.profile / "xulstore.json").write_text(xulstore_json())
-    (paths.profile / "user.js").write_text(user_js(start_url, settings.xpra.extra_prefs, paths.downloads))
+    (paths.profile / "user.js").write_text(user_js(start_url, prefs, paths.downloads))
     (paths.xdg_config / "xpra" / "xpra.conf").write_text(xpra_config_file())
+    if warm:
+        write_warm_files(settings.xpra, paths)
 
 
 def description(session_id: str, server_id: str) -> str:
@@ -104,7 +111,8 @@ class Launcher:
         self._launched(session, started, "running", None)
 
     def _launched(self, session: Session, started: float, outcome: LaunchOutcome, step: str | None) -> None:
-        self.ctx.observers.emit(SessionLaunched(session.id, time.monotonic() - started, outcome, step))
+        seconds = time.monotonic() - started
+        self.ctx.observers.emit(SessionLaunched(session.id, seconds, outcome, step, pooled=session.pooled))
 
     async def run(self, session: Session) -> None:
         """Bring the session (STARTING, owned by LAUNCH) to RUNNING, or tear it down and raise.
@@ -120,11 +128,16 @@ class Launcher:
             step = "directories"
             ensure_root(settings.session_root)
             create_session_dirs(session.paths)
-            write_session_files(session.paths, session.start_url, settings)
+            write_session_files(session.paths, session.start_url, settings, session.warm)
             write_metadata(session, settings.server_id)
             step = "spawn"
             session.process = await GatedProcess.spawn(
-                xpra_argv(settings.xpra, session.paths, session.start_url),
+                xpra_argv(
+                    settings.xpra,
+                    session.paths,
+                    session.start_url,
+                    warm_child(session.paths) if session.warm else None,
+                ),
                 session_environment(self.environ, session.paths, settings.xpra.pass_environment),
                 cwd=session.paths.base,
                 log_path=session.paths.xpra_log,

@@ -4,7 +4,8 @@ It owns the registry, `max_sessions`, the public launch / status / cleanup / can
 shared stats refresh, idle culling and shutdown; the work is done by its parts, which share a
 `ManagerContext`: `launch.Launcher` (the launch sequence), `watch.Watcher` (live state from
 systemd and Xpra), `ending.Stopper` (stopping units, final records), `adoption.Adopter`
-(re-adoption and re-sync after a (re)connect). It knows nothing about HTTP or D-Bus: systemd is
+(re-adoption and re-sync after a (re)connect), `pool.WarmPool` (sessions started ahead, which
+a launch claims; they are not listed or counted until then). It knows nothing about HTTP or D-Bus: systemd is
 reached through a `SystemdPort` (systemd_api.py). Observers subscribe to `SessionEvent`s
 through `manager.observers.add(...)` (events.py).
 """
@@ -32,14 +33,13 @@ from .errors import (
     UnknownSession,
 )
 from .events import Observers
-from .ids import is_valid_session_id, new_session_id
+from .ids import is_valid_session_id
 from .launch import Launcher
 from .limits import UINT64_MAX
 from .outcome import Cause, Ending
-from .session import Owner, Session, SessionState, session_json
-from .session_dirs import session_paths
+from .pool import WarmPool
+from .session import Session, SessionState, session_json
 from .systemd_api import SystemdPort
-from .units import unit_name
 from .watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class SessionManager:
         self.watcher = Watcher(self.ctx, self.stopper)
         self.adopter = Adopter(self.ctx, self.watcher, self.stopper, on_synced=self.watcher.figures_stale)
         self.launcher = Launcher(self.ctx, self.watcher, self.stopper, self._environ, before=self.start)
+        self.pool = WarmPool(self.ctx, self.launcher, self.stopper, new_session=self.ctx.new_session)
+        self.observers.add(self.pool.on_event)
         systemd.add_event_handler(self.watcher.on_event)
         systemd.add_connect_callback(self.adopter.resync)
 
@@ -119,13 +121,18 @@ class SessionManager:
             except SystemdUnavailable as exc:
                 log.warning("ffsystemd: no systemd user manager yet: %s", exc)
             self._housekeeping = asyncio.ensure_future(self._housekeeping_loop())
+            self.pool.fill()
 
     async def shutdown(self, stop_sessions: bool = True) -> None:
-        """On server stop: stop every session (bounded in time) or leave them running; close the bus."""
+        """On server stop: stop every session (bounded in time) or leave them running; close the bus.
+
+        Pooled (unclaimed) sessions are stopped either way."""
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(BaseException):
                 await self._housekeeping
+        with contextlib.suppress(asyncio.TimeoutError, FFSystemdError):
+            await asyncio.wait_for(self.pool.shutdown(), self.settings.shutdown_timeout)
         if stop_sessions:
             live = [s.id for s in self._sessions.values() if s.active]
             try:
@@ -150,26 +157,28 @@ class SessionManager:
             if time.monotonic() - last_cull >= self.settings.culling_interval:
                 last_cull = time.monotonic()
                 await self.cull_idle()
+            self.pool.tick()
 
     # --- queries ------------------------------------------------------------
     def session_ids(self) -> list[str]:
-        """Ids of all sessions this launcher knows, oldest first."""
-        return [s.id for s in sorted(self._sessions.values(), key=lambda s: s.created)]
+        """Ids of all sessions this launcher shows (not the unclaimed pooled ones), oldest first."""
+        return [s.id for s in sorted(self._sessions.values(), key=lambda s: s.created) if not s.pooled]
 
     def active_count(self) -> int:
-        """Sessions starting, running or stopping (what max_sessions limits)."""
-        return sum(1 for s in self._sessions.values() if s.active)
+        """Sessions starting, running or stopping (what max_sessions limits; not pooled ones)."""
+        return sum(1 for s in self._sessions.values() if s.active and not s.pooled)
 
     def get(self, session_id: str) -> Session:
-        """Return a known session; raises UnknownSession for an unknown or malformed id."""
-        if not is_valid_session_id(session_id) or session_id not in self._sessions:
+        """Return a shown session; raises UnknownSession for an unknown, pooled or malformed id."""
+        session = self._sessions.get(session_id) if is_valid_session_id(session_id) else None
+        if session is None or session.pooled:
             raise UnknownSession(f"no session {session_id!r}")
-        return self._sessions[session_id]
+        return session
 
     def socket_path(self, session_id: str) -> Path | None:
         """The Xpra socket of a running session (None otherwise); for the proxy."""
         session = self._sessions.get(session_id) if is_valid_session_id(session_id) else None
-        if session is None or session.state is not SessionState.RUNNING:
+        if session is None or session.pooled or session.state is not SessionState.RUNNING:
             return None
         return session.paths.socket
 
@@ -222,7 +231,8 @@ class SessionManager:
 
     # --- launch ---------------------------------------------------------------
     async def launch(self, start_url: str | None = None) -> dict[str, Any]:
-        """Start a session and return its JSON once Xpra answers HTTP on its socket.
+        """Claim a pooled session opened on start_url, or start one; return its JSON once Xpra
+        answers HTTP on its socket.
 
         Raises SessionLimitReached, SystemdUnavailable, LaunchCancelled (a cleanup stopped it
         meanwhile) or LaunchError; on any failure nothing is left behind (no unit, no process,
@@ -232,19 +242,11 @@ class SessionManager:
             raise SessionLimitReached(
                 f"{self.settings.max_sessions} sessions are already running (max_sessions); close one first"
             )
-        session_id = new_session_id()
-        while session_id in self._sessions:
-            session_id = new_session_id()
-        session = Session(
-            id=session_id,
-            unit=unit_name(session_id),
-            paths=session_paths(self.settings.session_root, session_id, self.settings.downloads_dir),
-            start_url=start_url or self.settings.start_url,
-            created=datetime.now(timezone.utc),
-            owner=Owner.LAUNCH,
-        )
-        # Reserved before the first await: concurrent launches see this slot taken.
-        self._sessions[session_id] = session
+        url = start_url or self.settings.start_url
+        claimed = await self.pool.claim(url) if self.settings.pool_size > 0 else None
+        if claimed is not None:
+            return self.to_json(claimed)
+        session = self.ctx.new_session(url, warm=False)
         await self.launcher.launch(session)
         return self.to_json(session)
 
@@ -286,7 +288,7 @@ class SessionManager:
         now = datetime.now(timezone.utc)
         culled = []
         for session in list(self._sessions.values()):
-            if not session.endable or session.connections > 0:
+            if not session.endable or session.pooled or session.connections > 0:
                 continue
             if (now - (session.last_activity or session.created)).total_seconds() >= timeout:
                 culled.append(session.id)

@@ -14,6 +14,15 @@ metrics join that registry when this module is imported (once per process):
     ffsystemd_sessions_ended_total{result}          counter: sessions that ended by themselves,
                                                     by result (success, oom-kill, timeout,
                                                     signal, exit-code, idle-timeout, ...)
+    ffsystemd_pool_claims_total{outcome}            counter: launches that asked the warm pool:
+                                                    hit (claimed a pooled session), miss (none
+                                                    ready: cold launch), failed (the pooled one
+                                                    did not take its page: cold launch)
+    ffsystemd_pool_starts_total{outcome}            counter: pooled sessions started ahead
+                                                    (running, failed, cancelled); these are not
+                                                    in ffsystemd_launches_total
+    ffsystemd_pool_sessions{state}                  gauge: unclaimed pooled sessions, ready or
+                                                    starting (not in ffsystemd_sessions)
     ffsystemd_cleanups_total{forced,outcome}        counter: cleanup requests per session
                                                     (outcome ok or error)
     ffsystemd_websocket_bytes_total{direction}      counter: bytes through the websocket tunnel
@@ -42,7 +51,7 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .events import SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
+from .events import PoolClaimed, SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
 
 STATES = ("starting", "running", "stopping", "stopped", "failed")
 LAUNCH_OUTCOMES = ("running", "failed", "cancelled")
@@ -93,6 +102,19 @@ WEBSOCKET_BYTES = Counter(
     ["direction"],
 )
 WEBSOCKET_DIRECTIONS = ("to_session", "to_browser")
+POOL_OUTCOMES = ("hit", "miss", "failed")
+POOL_CLAIMS = Counter(
+    "ffsystemd_pool_claims",
+    "Launches that asked the warm pool: hit, miss (cold launch) or failed (cold launch).",
+    ["outcome"],
+)
+POOL_STARTS = Counter(
+    "ffsystemd_pool_starts",
+    "Pooled sessions started ahead of any request, by outcome (running, failed, cancelled).",
+    ["outcome"],
+)
+for _outcome in POOL_OUTCOMES:
+    POOL_CLAIMS.labels(outcome=_outcome)
 for _outcome in LAUNCH_OUTCOMES:  # the series exist (at 0) before the first launch
     LAUNCHES.labels(outcome=_outcome, step="")
     LAUNCH_DURATION.labels(outcome=_outcome)
@@ -108,7 +130,11 @@ def _bounded(value: str | None, known: frozenset[str], none: str = "") -> str:
 
 def observe(event: SessionEvent) -> None:
     """Count one session event (a manager observer: synchronous, never blocks)."""
-    if isinstance(event, SessionLaunched):
+    if isinstance(event, PoolClaimed):
+        POOL_CLAIMS.labels(outcome=event.outcome if event.outcome in POOL_OUTCOMES else "other").inc()
+    elif isinstance(event, SessionLaunched) and event.pooled:
+        POOL_STARTS.labels(outcome=event.outcome if event.outcome in LAUNCH_OUTCOMES else "other").inc()
+    elif isinstance(event, SessionLaunched):
         outcome = event.outcome if event.outcome in LAUNCH_OUTCOMES else "other"
         step = "" if outcome == "running" else _bounded(event.failed_step, LAUNCH_STEPS)
         LAUNCHES.labels(outcome=outcome, step=step).inc()
@@ -166,8 +192,15 @@ class SessionCollector(Collector):
                 labels=["session"],
             ),
         }
+        pool = GaugeMetricFamily(
+            "ffsystemd_pool_sessions", "Unclaimed warm-pool sessions, ready or starting.", labels=["state"]
+        )
+        pooled = {"ready": 0, "starting": 0}
         counts = dict.fromkeys(STATES, 0)
         for manager in list(self._managers):
+            with contextlib.suppress(Exception):
+                for key, value in manager.pool.counts().items():
+                    pooled[key] += value
             for sid in manager.session_ids():
                 with contextlib.suppress(Exception):  # ended and dropped meanwhile
                     session = manager.to_json(manager.get(sid))
@@ -182,6 +215,9 @@ class SessionCollector(Collector):
         for state, count in counts.items():
             by_state.add_metric([state], count)
         yield by_state
+        for key, value in pooled.items():
+            pool.add_metric([key], value)
+        yield pool
         yield from gauges.values()
 
     def _refresh(self, manager: Any) -> None:

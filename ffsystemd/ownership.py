@@ -38,16 +38,19 @@ METADATA_FILE = "session.json"
 
 
 def session_metadata(
-    *, session_id: str, server_id: str, unit: str, start_url: str, created: str
+    *, session_id: str, server_id: str, unit: str, start_url: str, created: str, pooled: bool = False
 ) -> dict[str, Any]:
     """The content of a session's `session.json` (see the module docstring)."""
-    return {
+    metadata: dict[str, Any] = {
         "id": session_id,
         "server_id": server_id,
         "unit": unit,
         "start_url": start_url,
         "created": created,
     }
+    if pooled:
+        metadata["pooled"] = True  # in the warm pool, unclaimed: a restarted server stops it
+    return metadata
 
 
 def read_metadata(session_dir: Path) -> dict[str, Any] | None:
@@ -57,6 +60,11 @@ def read_metadata(session_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def is_pooled_dir(session_dir: Path) -> bool:
+    """The session directory is of an unclaimed warm-pool session (its metadata says so)."""
+    return (read_metadata(session_dir) or {}).get("pooled") is True
 
 
 def owner_of_dir(session_dir: Path) -> str | None:

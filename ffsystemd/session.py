@@ -89,6 +89,8 @@ class Session:
     connections: int = 0
     unit_state: UnitSnapshot = field(default_factory=UnitSnapshot)  # the last one systemd told us
     unit_state_at: float = 0.0
+    warm: bool = False  # started for the warm pool: Firefox takes its page later (ffsystemd.warm)
+    pooled: bool = False  # in the warm pool, not yet claimed: hidden, not counted (ffsystemd.pool)
 
     @property
     def active(self) -> bool:
@@ -174,6 +176,7 @@ def write_metadata(session: Session, server_id: str) -> None:
         unit=session.unit,
         start_url=session.start_url,
         created=iso(session.created) or "",
+        pooled=session.pooled,
     )
     (session.paths.base / METADATA_FILE).write_text(json.dumps(metadata))
 

@@ -32,7 +32,7 @@ import dbus.exceptions
 import psutil
 import pytest
 
-import ffsystemd.manager
+import ffsystemd.context
 from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
 from fakes.memory_systemd import MemorySystemd
 from fakes.polling import eventually
@@ -98,7 +98,7 @@ async def ended(manager: SessionManager, session_id: str) -> dict[str, Any] | No
 
 def fixed_session_id(monkeypatch: pytest.MonkeyPatch, sid: str) -> None:
     """The next launches get session id `sid`."""
-    monkeypatch.setattr(ffsystemd.manager, "new_session_id", lambda: sid)
+    monkeypatch.setattr(ffsystemd.context, "new_session_id", lambda: sid)
 
 
 class World:
