@@ -156,6 +156,8 @@ class FirefoxLauncher(ScopeConfig, ServerConfig, BrowserConfig, ProxyConfig, Ext
             ),
             start_url=self.start_url,
             max_sessions=self.max_sessions,
+            pool_size=self.pool_size,
+            pool_max_age=self.pool_max_age,
             ready_timeout=self.ready_timeout,
             keep_profile=self.keep_profile,
             job_timeout=max(30.0, self.stop_timeout + 10),

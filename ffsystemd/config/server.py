@@ -21,6 +21,27 @@ class ServerConfig(HasTraits):
         help="How many sessions may be starting or running at once for this server; a launch"
         " beyond that is answered 429.",
     )
+    pool_size = Int(
+        0,
+        config=True,
+        help="How many sessions to keep started ahead of any request (the warm pool), each with"
+        " Firefox running on a blank page under the same limits as a launch: a launch claims one"
+        " and Firefox opens the requested page in it at once (a click to a painted page in well"
+        " under a second instead of several), then the pool refills in the background. Each"
+        " pooled session costs the memory of an idle session, ~600 MiB PSS with the default"
+        " screen_size and firefox_content_processes (README, measured figures), all the time."
+        " Pooled sessions are not listed to the user and count toward max_sessions only once"
+        " claimed, so up to max_sessions + pool_size sessions can run. A claimed session is a"
+        " session of its own (profile, cache, directories, scope) like a cold one. 0 (the"
+        " default): every launch starts its own session.",
+    )
+    pool_max_age = Float(
+        1800.0,
+        config=True,
+        help="Seconds an unclaimed pooled session may wait before it is replaced by a fresh one"
+        " (pooled sessions are never culled as idle); 0 keeps them until claimed or shut down."
+        " With max_age set, a claimed session's max_age counts from when it was pooled.",
+    )
     server_id = Unicode(
         "",
         config=True,
@@ -81,6 +102,14 @@ class ServerConfig(HasTraits):
     @validate("max_sessions")
     def _check_max_sessions(self, proposal: Any) -> int:
         return in_range("max_sessions", proposal["value"], 1, 1000, "must be between 1 and 1000")
+
+    @validate("pool_size")
+    def _check_pool_size(self, proposal: Any) -> int:
+        return in_range("pool_size", proposal["value"], 0, 100, "must be between 0 and 100")
+
+    @validate("pool_max_age")
+    def _check_pool_max_age(self, proposal: Any) -> float:
+        return optional_duration("pool_max_age", proposal["value"])
 
     @validate("server_id")
     def _check_server_id(self, proposal: Any) -> str:
