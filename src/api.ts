@@ -8,11 +8,15 @@ import { ServerConnection } from '@jupyterlab/services';
 import {
   CleanupBody,
   classifyLookup,
+  ICleanupResult,
   ILaunchBody,
   isSessionJSON,
   ISession,
   Lookup
 } from './model';
+import { ISessionSource } from './store';
+
+export type { ICleanupResult } from './model';
 
 /** An HTTP answer: status (0 when the server could not be reached) and parsed JSON body. */
 export interface IReply {
@@ -20,14 +24,8 @@ export interface IReply {
   body: unknown;
 }
 
-/** Answer of `POST .../api/cleanup`. */
-export interface ICleanupResult {
-  stopped: string[];
-  errors: Record<string, string>;
-}
-
 /** Thin client of `<base_url>firefox-launcher/api/...`. */
-export class FirefoxAPI {
+export class FirefoxAPI implements ISessionSource {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
 
   /** Start a session. 201 + session JSON, or an error body (message, step, log_tail). */

@@ -12,6 +12,7 @@ import { ILauncher } from '@jupyterlab/launcher';
 import { IRunningSessionManagers } from '@jupyterlab/running';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { UUID } from '@lumino/coreutils';
 
 import { FirefoxAPI } from './api';
@@ -19,6 +20,7 @@ import { firefoxIcon } from './icon';
 import { isSessionId } from './model';
 import { FirefoxPanel } from './panel';
 import { FirefoxRunningManager } from './running';
+import { SessionStore } from './store';
 import { FirefoxWidget } from './widget';
 
 const PLUGIN_ID = 'ffsystemd:plugin';
@@ -39,19 +41,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Firefox tabs backed by ffsystemd sessions (Xpra + Firefox in systemd scopes).',
   autoStart: true,
-  optional: [ILauncher, ICommandPalette, ILayoutRestorer, IRunningSessionManagers, ISettingRegistry],
+  optional: [
+    ILauncher,
+    ICommandPalette,
+    ILayoutRestorer,
+    IRunningSessionManagers,
+    ISettingRegistry,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
     launcher: ILauncher | null,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     runningManagers: IRunningSessionManagers | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
   ): void => {
+    const trans = (translator ?? nullTranslator).load('ffsystemd');
     const api = new FirefoxAPI(ServerConnection.makeSettings());
+    // One poll of the session list for the whole page: every tab and the running panel read it.
+    const store = new SessionStore({ source: api });
     const config: IFirefoxSettings = { confirmClose: true, defaultStartUrl: '' };
     const tracker = new WidgetTracker<FirefoxWidget>({ namespace: 'ffsystemd' });
-    let running: FirefoxRunningManager | null = null;
 
     if (settingRegistry) {
       const apply = (settings: ISettingRegistry.ISettings): void => {
@@ -75,17 +87,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
       sessionId: string | null,
       tabKey: string | null
     ): Promise<FirefoxWidget> => {
-      const content = new FirefoxPanel({ api, startUrl: () => config.defaultStartUrl });
+      const content = new FirefoxPanel({
+        api,
+        store,
+        startUrl: () => config.defaultStartUrl,
+        trans
+      });
       const widget = new FirefoxWidget({
         content,
         tabKey: tabKey ?? UUID.uuid4(),
-        confirmClose: () => config.confirmClose
+        confirmClose: () => config.confirmClose,
+        trans
       });
       content.changed.connect(() => {
         if (tracker.has(widget)) {
           void tracker.save(widget);
         }
-        running?.refreshRunning();
       });
       content.frameFocused.connect(() => app.shell.activateById(widget.id));
       // Named in the tracker before it enters the shell, so the saved layout includes it.
@@ -97,8 +114,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     app.commands.addCommand(CommandIDs.open, {
-      label: args => (args.isPalette ? 'New Firefox' : 'Firefox'),
-      caption: 'Open a real Firefox in a JupyterLab tab',
+      label: args => (args.isPalette ? trans.__('New Firefox') : trans.__('Firefox')),
+      caption: trans.__('Open a real Firefox in a JupyterLab tab'),
       icon: args => (args.isPalette ? undefined : firefoxIcon),
       execute: async args => {
         const id = args.sessionId;
@@ -120,7 +137,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     launcher?.add({ command: CommandIDs.open, category: 'Other', rank: 1 });
-    palette?.addItem({ command: CommandIDs.open, category: 'Firefox', args: { isPalette: true } });
+    palette?.addItem({
+      command: CommandIDs.open,
+      category: trans.__('Firefox'),
+      args: { isPalette: true }
+    });
 
     if (restorer) {
       // A reload re-opens the tabs of live sessions and re-attaches them (no new launch).
@@ -132,22 +153,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     if (runningManagers) {
-      running = new FirefoxRunningManager({
-        api,
+      // Sessions stopped from the panel end their tabs through the store's next list.
+      const running = new FirefoxRunningManager({
+        store,
         open: id => void app.commands.execute(CommandIDs.open, { sessionId: id }),
-        stopped: ids => {
-          tracker.forEach(widget => {
-            const id = widget.content.sessionId;
-            if (id && (ids === 'all' || ids.includes(id))) {
-              void widget.content.check();
-            }
-          });
-        }
+        trans
       });
       runningManagers.add(running);
-      // The panel ignores updates while hidden: ask again once the restored layout is shown.
-      void app.restored.then(() => running?.refreshRunning());
     }
+    // The panel ignores updates while hidden: ask again once the restored layout is shown.
+    void app.restored.then(() => store.refresh());
   }
 };
 

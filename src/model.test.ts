@@ -16,7 +16,9 @@ import {
   sessionDetail,
   sessionLabel,
   sessionTitle,
-  startingText
+  startingText,
+  ITrans,
+  untranslated
 } from './model';
 
 const MiB = 1024 * 1024;
@@ -43,6 +45,7 @@ function session(overrides: Partial<ISession> = {}): ISession {
     last_activity: '2025-01-02T03:05:00Z',
     connections: 1,
     adopted: false,
+    server_id: 'srv-1',
     ...overrides
   };
 }
@@ -303,5 +306,27 @@ describe('labels', () => {
     expect(startingText(7999)).toBe('Starting Firefox… 7 s');
     expect(startingText(2500, true)).toBe('Reconnecting to Firefox… 2 s');
     expect(startingText(-50)).toBe('Starting Firefox… 0 s');
+  });
+});
+
+describe('translation', () => {
+  // A bundle that marks what went through it and fills placeholders as JupyterLab's does.
+  const marked: ITrans = { __: (msgid, ...args) => `«${untranslated.__(msgid, ...args)}»` };
+
+  it('fills numbered placeholders without a translator', () => {
+    expect(untranslated.__('%2 and %1, %3', 'a', 'b')).toBe('b and a, %3');
+  });
+
+  it('sends every text a user reads through the bundle', () => {
+    expect(endedText(null, marked).title).toBe('«This Firefox session has ended»');
+    expect(describeLaunchFailure(500, { message: 'boom', step: 'spawn' }, marked).title).toBe(
+      '«Firefox failed to start while «starting the session process»»'
+    );
+    expect(startingText(7000, true, marked)).toBe('«Reconnecting to Firefox… 7 s»');
+    expect(sessionLabel(session(), marked)).toBe('«Firefox 0123456789ab»');
+    expect(sessionTitle(session(), marked).split('\n')[0]).toBe('«Firefox session 0123456789ab»');
+    // The server's own message is passed on as it is, after our sentence.
+    const ended = endedText(session({ state: 'failed', result: 'signal', message: 'Killed' }), marked);
+    expect(ended.detail).toBe('«The session was ended by a signal.» Killed.');
   });
 });

@@ -1,8 +1,24 @@
 /**
  * Pure logic of the Firefox front end: the session JSON of the REST API, request bodies,
- * "is this session alive", and the texts a user reads. No JupyterLab imports, so it is
- * unit-tested on its own (src/model.test.ts).
+ * "is this session alive", and the texts a user reads (through a translation bundle). No
+ * JupyterLab imports, so it is unit-tested on its own (src/model.test.ts).
  */
+
+/**
+ * The part of a JupyterLab `TranslationBundle` the texts use: `__(msgid, ...args)`, where
+ * `%1`, `%2`, ... in the message stand for the arguments.
+ */
+export interface ITrans {
+  __(msgid: string, ...args: unknown[]): string;
+}
+
+/** No translation: the English message with its `%N` placeholders filled in. */
+export const untranslated: ITrans = {
+  __: (msgid: string, ...args: unknown[]): string =>
+    msgid.replace(/%(\d+)/g, (whole, n: string) =>
+      Number(n) >= 1 && Number(n) <= args.length ? String(args[Number(n) - 1]) : whole
+    )
+};
 
 /** Session states reported by `GET /firefox-launcher/api/firefox`. */
 export type SessionState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -32,6 +48,8 @@ export interface ISession {
   connections: number;
   /** True when this server re-adopted the session after a restart instead of launching it. */
   adopted: boolean;
+  /** The Jupyter server that owns the session (null when it has no server id). */
+  server_id: string | null;
 }
 
 /** The JSON error body of the REST API (launch failures add `step` and `log_tail`). */
@@ -54,6 +72,12 @@ export interface ILaunchFailure {
 export interface IEndedText {
   title: string;
   detail: string;
+}
+
+/** Answer of `POST .../api/cleanup`. */
+export interface ICleanupResult {
+  stopped: string[];
+  errors: Record<string, string>;
 }
 
 /** Body of `POST .../api/firefox`. */
@@ -164,57 +188,69 @@ export function formatBytes(bytes: number): string {
 
 /** Memory use against the limit: "312 MiB / 2 GiB", "— / 2 GiB", "312 MiB / no limit". */
 export function formatMemory(
-  session: Pick<ISession, 'memory_current' | 'memory_max'>
+  session: Pick<ISession, 'memory_current' | 'memory_max'>,
+  trans: ITrans = untranslated
 ): string {
   const current = session.memory_current === null ? '—' : formatBytes(session.memory_current);
-  const limit = session.memory_max === null ? 'no limit' : formatBytes(session.memory_max);
+  const limit =
+    session.memory_max === null ? trans.__('no limit') : formatBytes(session.memory_max);
   return `${current} / ${limit}`;
 }
 
 /** The running panel's label: "Firefox <start page>", or the id for a blank start page. */
-export function sessionLabel(session: Pick<ISession, 'id' | 'start_url'>): string {
+export function sessionLabel(
+  session: Pick<ISession, 'id' | 'start_url'>,
+  trans: ITrans = untranslated
+): string {
   const page =
     session.start_url && session.start_url !== 'about:blank' ? session.start_url : session.id;
-  return `Firefox ${page}`;
+  return trans.__('Firefox %1', page);
 }
 
 /** The running panel's detail column: memory while alive, else how it ended. */
 export function sessionDetail(
-  session: Pick<ISession, 'state' | 'result' | 'memory_current' | 'memory_max'>
+  session: Pick<ISession, 'state' | 'result' | 'memory_current' | 'memory_max'>,
+  trans: ITrans = untranslated
 ): string {
   if (isAlive(session)) {
-    return formatMemory(session);
+    return formatMemory(session, trans);
   }
   const why = session.result && session.result !== 'success' ? `: ${session.result}` : '';
   return `${session.state}${why}`;
 }
 
 /** The running panel's hover text: id, state, memory, tasks, start time. */
-export function sessionTitle(session: ISession): string {
+export function sessionTitle(session: ISession, trans: ITrans = untranslated): string {
+  const state = session.result ? `${session.state} (${session.result})` : session.state;
   const lines = [
-    `Firefox session ${session.id}`,
-    `State: ${session.state}${session.result ? ` (${session.result})` : ''}`,
-    `Memory: ${formatMemory(session)}`
+    trans.__('Firefox session %1', session.id),
+    trans.__('State: %1', state),
+    trans.__('Memory: %1', formatMemory(session, trans))
   ];
   if (session.tasks_current !== null || session.tasks_max !== null) {
     const current = session.tasks_current ?? '—';
-    const limit = session.tasks_max ?? 'no limit';
-    lines.push(`Tasks: ${current} / ${limit}`);
+    const limit = session.tasks_max ?? trans.__('no limit');
+    lines.push(trans.__('Tasks: %1 / %2', current, limit));
   }
   if (session.start_url) {
-    lines.push(`Start page: ${session.start_url}`);
+    lines.push(trans.__('Start page: %1', session.start_url));
   }
   if (session.created) {
-    lines.push(`Started: ${session.created}`);
+    lines.push(trans.__('Started: %1', session.created));
   }
   return lines.join('\n');
 }
 
 /** "Starting Firefox… 7 s" */
-export function startingText(elapsedMs: number, attaching = false): string {
+export function startingText(
+  elapsedMs: number,
+  attaching = false,
+  trans: ITrans = untranslated
+): string {
   const seconds = Math.max(0, Math.floor(elapsedMs / 1000));
-  const what = attaching ? 'Reconnecting to Firefox…' : 'Starting Firefox…';
-  return `${what} ${seconds} s`;
+  return attaching
+    ? trans.__('Reconnecting to Firefox… %1 s', seconds)
+    : trans.__('Starting Firefox… %1 s', seconds);
 }
 
 /** The `message` of an error body, if it has one. */
@@ -228,19 +264,35 @@ export function errorMessage(body: unknown): string | null {
   return null;
 }
 
-const STEP_TEXT: Record<string, string> = {
-  systemd: 'talking to the systemd user manager',
-  directories: 'creating the session directory',
-  spawn: 'starting the session process',
-  'unit-start': 'starting the systemd scope',
-  'xpra-start': 'starting Xpra',
-  'xpra-ready': 'waiting for Xpra to answer'
-};
+/** What a failed launch step was doing, as the error title says it. */
+function stepText(step: string, trans: ITrans): string {
+  switch (step) {
+    case 'systemd':
+      return trans.__('talking to the systemd user manager');
+    case 'directories':
+      return trans.__('creating the session directory');
+    case 'spawn':
+      return trans.__('starting the session process');
+    case 'unit-start':
+      return trans.__('starting the systemd scope');
+    case 'xpra-start':
+      return trans.__('starting Xpra');
+    case 'xpra-ready':
+      return trans.__('waiting for Xpra to answer');
+    default:
+      return step;
+  }
+}
 
 /** Turn a failed launch (HTTP status + JSON error body) into what the tab shows. */
-export function describeLaunchFailure(status: number, body: unknown): ILaunchFailure {
+export function describeLaunchFailure(
+  status: number,
+  body: unknown,
+  trans: ITrans = untranslated
+): ILaunchFailure {
   const b = (body && typeof body === 'object' ? body : {}) as IErrorBody;
-  const message = errorMessage(b) ?? (status ? `The server answered ${status}.` : 'No answer.');
+  const message =
+    errorMessage(b) ?? (status ? trans.__('The server answered %1.', status) : trans.__('No answer.'));
   const step = typeof b.step === 'string' && b.step ? b.step : null;
   const tail = Array.isArray(b.log_tail)
     ? b.log_tail.join('\n')
@@ -249,62 +301,82 @@ export function describeLaunchFailure(status: number, body: unknown): ILaunchFai
       : '';
   let title: string;
   if (status === 0) {
-    title = 'Cannot reach the Jupyter server';
+    title = trans.__('Cannot reach the Jupyter server');
   } else if (status === 429) {
-    title = 'Too many Firefox sessions are running';
+    title = trans.__('Too many Firefox sessions are running');
   } else if (status === 503) {
-    title = 'Firefox cannot start on this server right now';
+    title = trans.__('Firefox cannot start on this server right now');
   } else if (status === 400) {
-    title = 'The launch request was refused';
+    title = trans.__('The launch request was refused');
   } else if (status === 403) {
-    title = 'Not allowed to start Firefox';
+    title = trans.__('Not allowed to start Firefox');
   } else if (step) {
-    title = `Firefox failed to start while ${STEP_TEXT[step] ?? step}`;
+    title = trans.__('Firefox failed to start while %1', stepText(step, trans));
   } else {
-    title = 'Firefox failed to start';
+    title = trans.__('Firefox failed to start');
   }
   return { title, message, step, logTail: tail.trimEnd() };
 }
 
 /** Why the tab's session ended, from its last known state (null: the server forgot it). */
-export function endedText(session: ISession | null): IEndedText {
+export function endedText(session: ISession | null, trans: ITrans = untranslated): IEndedText {
   if (!session) {
     return {
-      title: 'This Firefox session has ended',
-      detail:
+      title: trans.__('This Firefox session has ended'),
+      detail: trans.__(
         'The server no longer has this session: it was shut down from another tab or the ' +
-        'running-sessions panel, or the Jupyter server restarted.'
+          'running-sessions panel, or the Jupyter server restarted.'
+      )
     };
   }
   const result = session.result;
+  // The server's own message (not translated) follows our sentence.
   const extra = session.message ? ` ${withStop(session.message)}` : '';
   const code = result && result !== 'success' && result !== 'signal' ? ` (${result})` : '';
   if (session.state === 'stopping') {
-    return { title: 'Firefox is shutting down', detail: `The session is stopping.${extra}` };
-  }
-  if (result === 'oom-kill') {
-    const limit = session.memory_max === null ? '' : ` of ${formatBytes(session.memory_max)}`;
     return {
-      title: 'Firefox ran out of memory',
-      detail: `The session reached its memory limit${limit} and the system stopped it (oom-kill).${extra}`
+      title: trans.__('Firefox is shutting down'),
+      detail: trans.__('The session is stopping.') + extra
     };
   }
+  if (result === 'oom-kill') {
+    const detail =
+      session.memory_max === null
+        ? trans.__('The session reached its memory limit and the system stopped it (oom-kill).')
+        : trans.__(
+            'The session reached its memory limit of %1 and the system stopped it (oom-kill).',
+            formatBytes(session.memory_max)
+          );
+    return { title: trans.__('Firefox ran out of memory'), detail: detail + extra };
+  }
   if (result === 'signal' || result === 'core-dump') {
-    return { title: 'Firefox was killed', detail: `The session was ended by a signal${code}.${extra}` };
+    return {
+      title: trans.__('Firefox was killed'),
+      detail: trans.__('The session was ended by a signal%1.', code) + extra
+    };
   }
   if (result === 'timeout') {
-    return { title: 'Firefox timed out', detail: `The session did not respond in time${code}.${extra}` };
+    return {
+      title: trans.__('Firefox timed out'),
+      detail: trans.__('The session did not respond in time%1.', code) + extra
+    };
   }
   if (result === 'exit-code' || session.state === 'failed') {
-    return { title: 'Firefox stopped with an error', detail: `The session failed${code}.${extra}` };
+    return {
+      title: trans.__('Firefox stopped with an error'),
+      detail: trans.__('The session failed%1.', code) + extra
+    };
   }
   if (!result || result === 'success') {
     return {
-      title: 'Firefox was closed',
-      detail: session.message ? withStop(session.message) : 'The session ended normally.'
+      title: trans.__('Firefox was closed'),
+      detail: session.message ? withStop(session.message) : trans.__('The session ended normally.')
     };
   }
-  return { title: 'Firefox stopped', detail: `The session ended${code}.${extra}` };
+  return {
+    title: trans.__('Firefox stopped'),
+    detail: trans.__('The session ended%1.', code) + extra
+  };
 }
 
 function withStop(text: string): string {

@@ -1,8 +1,8 @@
 /**
  * The content of a Firefox tab: launches (or re-attaches to) a session, shows progress,
- * errors and the session's Xpra HTML5 client in an iframe, and notices when it ends.
+ * errors and the session's Xpra HTML5 client in an iframe, and learns from the page's
+ * session store (src/store.ts) when the session ends.
  */
-import { Poll } from '@lumino/polling';
 import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
@@ -16,22 +16,25 @@ import {
   ILaunchFailure,
   isSessionJSON,
   ISession,
+  ITrans,
   launchBody,
   Lookup,
-  startingText
+  untranslated
 } from './model';
+import { IFollowing, SessionStore } from './store';
+import { endedView, errorView, frameView, startingView } from './views';
 
 /** What the tab shows (also its `data-state` attribute, for tests). */
 export type PanelState = 'starting' | 'running' | 'error' | 'ended';
 
-/** How often a shown tab asks the server whether its session still runs. */
-export const STATUS_INTERVAL_MS = 3000;
-
 export namespace FirefoxPanel {
   export interface IOptions {
     api: FirefoxAPI;
+    /** The page's session store: the tab follows its session there (no poll of its own). */
+    store: SessionStore;
     /** The start page setting (empty: the server's start_url), read at each launch. */
     startUrl: () => string;
+    trans?: ITrans;
   }
 }
 
@@ -39,7 +42,9 @@ export class FirefoxPanel extends Widget {
   constructor(options: FirefoxPanel.IOptions) {
     super();
     this._api = options.api;
+    this._store = options.store;
     this._startUrl = options.startUrl;
+    this._trans = options.trans ?? untranslated;
     this.addClass('jp-FFSystemd-panel');
     this.node.tabIndex = -1;
     this._render('starting');
@@ -89,22 +94,24 @@ export class FirefoxPanel extends Widget {
     this._retry = () => this.launch();
     this._showStarting(false);
     if (previous) {
-      void this._api.cleanup(cleanupBody(previous)).catch(() => undefined);
+      void this._store.cleanup(cleanupBody(previous)).catch(() => undefined);
     }
     const reply = await this._api.launch(launchBody(this._startUrl()));
     if (generation !== this._generation) {
       // The tab was closed or restarted meanwhile: do not leave the new session running.
       if (reply.status === 201 && isSessionJSON(reply.body)) {
-        void this._api.cleanup(cleanupBody(reply.body.id)).catch(() => undefined);
+        void this._store.cleanup(cleanupBody(reply.body.id)).catch(() => undefined);
       }
       return;
     }
     if (reply.status === 201 && isSessionJSON(reply.body)) {
       this._sessionId = reply.body.id;
+      this._store.track(reply.body);
+      this._store.burst();
       this._apply({ kind: 'alive', session: reply.body });
-      this._startPolling();
+      this._follow();
     } else {
-      this._showError(describeLaunchFailure(reply.status, reply.body));
+      this._showError(describeLaunchFailure(reply.status, reply.body, this._trans));
     }
   }
 
@@ -121,28 +128,18 @@ export class FirefoxPanel extends Widget {
     }
     if (lookup.kind === 'unknown') {
       this._showError({
-        title: 'Cannot reconnect to this Firefox session',
+        title: this._trans.__('Cannot reconnect to this Firefox session'),
         message: lookup.message,
         step: null,
         logTail: ''
       });
       return;
     }
+    if (lookup.kind === 'alive' || lookup.kind === 'stopping') {
+      this._store.track(lookup.session);
+    }
     this._apply(lookup);
-    this._startPolling();
-  }
-
-  /** Ask the server now whether the session still runs (e.g. after a shutdown elsewhere). */
-  async check(): Promise<void> {
-    if (!this._sessionId || this._state === 'error' || (this._state === 'ended' && !this._poll)) {
-      // Nothing to watch: no session yet, a failed launch, or an end already known for good.
-      return;
-    }
-    const generation = this._generation;
-    const lookup = await this._api.lookup(this._sessionId);
-    if (generation === this._generation && !this.isDisposed) {
-      this._apply(lookup);
-    }
+    this._follow();
   }
 
   /** Stop the session from the tab's toolbar; the tab stays, offering a new Firefox. */
@@ -152,10 +149,10 @@ export class FirefoxPanel extends Widget {
       return;
     }
     this._begin();
-    await this._api.cleanup(cleanupBody(id)).catch(() => undefined);
+    await this._store.cleanup(cleanupBody(id)).catch(() => undefined);
     this._showEnded({
-      title: 'You stopped this Firefox',
-      detail: 'The session was shut down and its profile removed.'
+      title: this._trans.__('You stopped this Firefox'),
+      detail: this._trans.__('The session was shut down and its profile removed.')
     });
   }
 
@@ -166,14 +163,14 @@ export class FirefoxPanel extends Widget {
     }
   }
 
-  /** Stop watching the session and forget it, then end it on the server (tab closing). */
+  /** Stop following the session and forget it, then end it on the server (tab closing). */
   shutdown(): Promise<unknown> {
     const id = this._sessionId;
     this._begin();
     if (!id) {
       return Promise.resolve();
     }
-    return this._api.cleanup(cleanupBody(id)).catch(error => {
+    return this._store.cleanup(cleanupBody(id)).catch(error => {
       console.warn(`ffsystemd: could not stop Firefox session ${id}`, error);
     });
   }
@@ -197,38 +194,31 @@ export class FirefoxPanel extends Widget {
     (button ?? this.node).focus();
   }
 
-  protected onAfterShow(msg: Message): void {
-    void this._poll?.refresh();
-  }
-
-  /** Start a new action: cancel timers, polls and answers of the previous one. */
+  /** Start a new action: cancel the clock, the subscription and answers of the previous one. */
   private _begin(): number {
     this._generation += 1;
     this._stopTimer();
-    this._poll?.dispose();
-    this._poll = null;
+    this._unfollow();
     return this._generation;
   }
 
-  private _startPolling(): void {
-    if (this._poll || (this._state === 'ended' && this._session?.state !== 'stopping')) {
+  /** Learn from the store what becomes of the session, until it has ended for good. */
+  private _follow(): void {
+    if (this._following || !this._sessionId || this._state === 'error') {
       return;
     }
-    const generation = this._generation;
-    this._poll = new Poll({
-      name: `ffsystemd:status:${this._sessionId}`,
-      frequency: { interval: STATUS_INTERVAL_MS, backoff: false },
-      standby: () => !this.isVisible || 'when-hidden',
-      factory: async () => {
-        if (generation !== this._generation) {
-          return;
-        }
-        await this.check();
-      }
-    });
+    if (this._state === 'ended' && this._session?.state !== 'stopping') {
+      return;
+    }
+    this._following = this._store.follow(this._sessionId, lookup => this._apply(lookup));
   }
 
-  /** Show what a lookup says: the Xpra client, still starting, or why the session ended. */
+  private _unfollow(): void {
+    this._following?.dispose();
+    this._following = null;
+  }
+
+  /** Show what the server says: the Xpra client, still starting, or why the session ended. */
   private _apply(lookup: Lookup): void {
     switch (lookup.kind) {
       case 'alive':
@@ -241,32 +231,23 @@ export class FirefoxPanel extends Widget {
         break;
       case 'stopping':
         this._session = lookup.session;
-        this._showEnded(endedText(lookup.session), true);
+        this._showEnded(endedText(lookup.session, this._trans), true);
         break;
       case 'ended':
         this._session = lookup.session ?? this._session;
-        this._showEnded(endedText(lookup.session));
+        this._showEnded(endedText(lookup.session, this._trans));
         break;
       case 'unknown':
-        // A passing error (server busy or restarting): keep what is shown, ask again later.
+        // Not known yet, or a passing error (server busy or restarting): keep what is shown.
         break;
     }
   }
 
   private _showStarting(attaching: boolean): void {
     this._stopTimer();
-    const started = Date.now();
-    const text = document.createElement('div');
-    text.className = 'jp-FFSystemd-statusText';
-    const update = () => {
-      text.textContent = startingText(Date.now() - started, attaching);
-    };
-    update();
-    this._timer = window.setInterval(update, 1000);
-    const box = element('div', 'jp-FFSystemd-status');
-    box.setAttribute('role', 'status');
-    box.append(element('div', 'jp-FFSystemd-spinner'), text);
-    this._render('starting', box);
+    const view = startingView(attaching, this._trans);
+    this._stopClock = view.dispose;
+    this._render('starting', view.node);
   }
 
   private _showFrame(session: ISession): void {
@@ -274,58 +255,27 @@ export class FirefoxPanel extends Widget {
     if (this._frame && this._state === 'running') {
       return;
     }
-    const frame = document.createElement('iframe');
-    frame.className = 'jp-FFSystemd-frame';
-    frame.title = 'Firefox';
-    frame.src = session.url;
-    // An opaque origin for Xpra's client (no allow-same-origin): whatever runs in it cannot use
-    // this page's Jupyter credentials or reach into JupyterLab. The server's sandbox policy
-    // says the same; this covers browsers that ignore it. No popups, forms or top navigation.
-    frame.setAttribute('sandbox', 'allow-scripts');
-    frame.setAttribute('allow', 'clipboard-read; clipboard-write; fullscreen');
-    frame.referrerPolicy = 'no-referrer';
-    frame.setAttribute('scrolling', 'no');
+    const frame = frameView(session.url);
     this._render('running', frame);
     this._frame = frame;
   }
 
   private _showError(failure: ILaunchFailure): void {
     this._begin();
-    const box = element('div', 'jp-FFSystemd-error');
-    box.setAttribute('role', 'alert');
-    box.append(element('h2', 'jp-FFSystemd-title', failure.title));
-    box.append(element('p', 'jp-FFSystemd-message', failure.message));
-    if (failure.step) {
-      box.append(element('p', 'jp-FFSystemd-step', `Failed step: ${failure.step}`));
-    }
-    if (failure.logTail) {
-      const details = element('details', 'jp-FFSystemd-log');
-      details.append(element('summary', '', 'Xpra log (last lines)'));
-      details.append(element('pre', '', failure.logTail));
-      box.append(details);
-    }
-    const retry = button('Retry', 'jp-FFSystemd-retry', () => void this._retry());
-    box.append(retry);
-    this._render('error', box);
+    this._render('error', errorView(failure, this._trans, () => void this._retry()));
   }
 
   private _showEnded(text: IEndedText, stillStopping = false): void {
     this._stopTimer();
     if (!stillStopping) {
-      this._poll?.dispose();
-      this._poll = null;
+      this._unfollow();
     }
     const key = `${text.title}\n${text.detail}`;
     if (this._state === 'ended' && this._endedKey === key) {
       return;
     }
     this._endedKey = key;
-    const box = element('div', 'jp-FFSystemd-ended');
-    box.setAttribute('role', 'status');
-    box.append(element('h2', 'jp-FFSystemd-title', text.title));
-    box.append(element('p', 'jp-FFSystemd-message', text.detail));
-    box.append(button('Start a new Firefox', 'jp-FFSystemd-restart', () => void this.launch()));
-    this._render('ended', box);
+    this._render('ended', endedView(text, this._trans, () => void this.launch()));
   }
 
   /** Replace the panel's content and update its state attributes. */
@@ -349,10 +299,8 @@ export class FirefoxPanel extends Widget {
   }
 
   private _stopTimer(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
+    this._stopClock?.();
+    this._stopClock = null;
   }
 
   /** A click into the iframe blurs our window: tell the tab so it becomes the current one. */
@@ -365,38 +313,18 @@ export class FirefoxPanel extends Widget {
   };
 
   private _api: FirefoxAPI;
+  private _store: SessionStore;
   private _startUrl: () => string;
+  private _trans: ITrans;
   private _state: PanelState = 'starting';
   private _sessionId: string | null = null;
   private _session: ISession | null = null;
   private _frame: HTMLIFrameElement | null = null;
-  private _poll: Poll | null = null;
-  private _timer: number | null = null;
+  private _following: IFollowing | null = null;
+  private _stopClock: (() => void) | null = null;
   private _generation = 0;
   private _endedKey = '';
   private _retry: () => Promise<void> = () => this.launch();
   private _changed = new Signal<this, void>(this);
   private _frameFocused = new Signal<this, void>(this);
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-function button(label: string, className: string, onClick: () => void): HTMLButtonElement {
-  const node = element('button', `jp-Button jp-mod-styled jp-mod-accept ${className}`, label);
-  node.type = 'button';
-  node.addEventListener('click', onClick);
-  return node;
 }

@@ -1,109 +1,98 @@
 /**
- * The "Firefox" section of JupyterLab's running-sessions panel.
+ * The "Firefox" section of JupyterLab's running-sessions panel: a view of the page's session
+ * store (src/store.ts), which does the polling.
  */
 import { IRunningSessions } from '@jupyterlab/running';
-import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { FirefoxAPI } from './api';
 import { firefoxIcon } from './icon';
-import { cleanupBody, ISession, sessionDetail, sessionLabel, sessionTitle } from './model';
-
-/** How often the list of sessions is refreshed while the page is visible. */
-export const LIST_INTERVAL_MS = 10000;
+import {
+  cleanupBody,
+  ISession,
+  ITrans,
+  sessionDetail,
+  sessionLabel,
+  sessionTitle,
+  untranslated
+} from './model';
+import { SessionStore } from './store';
 
 export namespace FirefoxRunningManager {
   export interface IOptions {
-    api: FirefoxAPI;
+    store: SessionStore;
     /** Show a session: activate its tab, or open one attached to it. */
     open: (id: string) => void;
-    /** Called after sessions were stopped from the panel (to update their tabs). */
-    stopped: (ids: string[] | 'all') => void;
+    trans?: ITrans;
   }
 }
 
 export class FirefoxRunningManager implements IRunningSessions.IManager {
-  readonly name = 'Firefox';
-  readonly shutdownLabel = 'Stop Firefox';
-  readonly shutdownAllLabel = 'Stop All';
-  readonly shutdownAllConfirmationText =
-    'Stop all Firefox sessions? Their windows close and their profiles are removed.';
+  readonly name: string;
+  readonly shutdownLabel: string;
+  readonly shutdownAllLabel: string;
+  readonly shutdownAllConfirmationText: string;
 
   constructor(options: FirefoxRunningManager.IOptions) {
-    this._api = options.api;
+    this._store = options.store;
     this._open = options.open;
-    this._stopped = options.stopped;
-    this._poll = new Poll({
-      name: 'ffsystemd:sessions',
-      frequency: { interval: LIST_INTERVAL_MS, backoff: true, max: 5 * LIST_INTERVAL_MS },
-      standby: 'when-hidden',
-      factory: () => this._fetch()
-    });
+    const trans = (this._trans = options.trans ?? untranslated);
+    this.name = trans.__('Firefox');
+    this.shutdownLabel = trans.__('Stop Firefox');
+    this.shutdownAllLabel = trans.__('Stop All');
+    this.shutdownAllConfirmationText = trans.__(
+      'Stop all Firefox sessions? Their windows close and their profiles are removed.'
+    );
+    this._store.changed.connect(this._onChanged, this);
   }
 
+  /** Emitted when the store's list changed (JupyterLab's panel re-reads it when shown). */
   get runningChanged(): ISignal<this, void> {
     return this._runningChanged;
   }
 
-  /** The sessions last fetched from the server. */
-  get sessions(): ReadonlyArray<ISession> {
-    return this._sessions;
-  }
-
   running(): IRunningSessions.IRunningItem[] {
-    return this._sessions.map(session => this._item(session));
+    return this._store.sessions.map(session => this._item(session));
   }
 
   refreshRunning(): void {
-    void this._poll.refresh();
+    void this._store.refresh();
   }
 
   shutdownAll(): void {
-    void this._api
+    void this._store
       .cleanup(cleanupBody('all'))
-      .catch(error => console.warn('ffsystemd: stopping all Firefox sessions failed', error))
-      .then(() => {
-        this._stopped('all');
-        this.refreshRunning();
-      });
+      .catch(error => console.warn('ffsystemd: stopping all Firefox sessions failed', error));
   }
 
   dispose(): void {
-    this._poll.dispose();
+    this._store.changed.disconnect(this._onChanged, this);
     Signal.clearData(this);
   }
 
+  private _onChanged(): void {
+    this._runningChanged.emit();
+  }
+
   private _item(session: ISession): IRunningSessions.IRunningItem {
+    const trans = this._trans;
     return {
       className: 'jp-FFSystemd-runningItem',
       context: session.id,
       icon: () => firefoxIcon,
-      label: () => sessionLabel(session),
-      labelTitle: () => sessionTitle(session),
-      detail: () => sessionDetail(session),
+      label: () => sessionLabel(session, trans),
+      labelTitle: () => sessionTitle(session, trans),
+      detail: () => sessionDetail(session, trans),
       open: () => this._open(session.id),
       shutdown: () => {
-        void this._api
+        void this._store
           .cleanup(cleanupBody(session.id))
-          .catch(error => console.warn(`ffsystemd: stopping ${session.id} failed`, error))
-          .then(() => {
-            this._stopped([session.id]);
-            this.refreshRunning();
-          });
+          .catch(error => console.warn(`ffsystemd: stopping ${session.id} failed`, error));
       }
     };
   }
 
-  private async _fetch(): Promise<void> {
-    this._sessions = await this._api.list();
-    // Emit on every answer: the panel ignores updates while it is hidden.
-    this._runningChanged.emit();
-  }
-
-  private _api: FirefoxAPI;
+  private _store: SessionStore;
   private _open: (id: string) => void;
-  private _stopped: (ids: string[] | 'all') => void;
-  private _poll: Poll;
-  private _sessions: ISession[] = [];
+  private _trans: ITrans;
   private _runningChanged = new Signal<this, void>(this);
 }

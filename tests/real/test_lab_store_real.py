@@ -1,0 +1,112 @@
+"""The page's one session store in a real JupyterLab: two Firefox tabs, one list poll."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, Request
+
+from .browser import chromium, save_artifact
+from .world import JupyterServer, wait_until
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+PANEL = ".jp-FFSystemd-panel"
+# src/store.ts: FOLLOW_INTERVAL_MS while a tab follows a live session; BURST_MS of 1 s polls
+# after a launch or a stop.
+FOLLOW_INTERVAL_S = 3.0
+WINDOW_S = 15.0
+
+
+class ApiRequests:
+    """The page's requests to `.../api/firefox`, as (monotonic time, method, query)."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[tuple[float, str, str]] = []
+        page.on("request", self._record)
+
+    def _record(self, request: Request) -> None:
+        url = urlsplit(request.url)
+        if url.path.endswith("/firefox-launcher/api/firefox"):
+            self.seen.append((time.monotonic(), request.method, url.query))
+
+    def lists(self, since: float = 0.0) -> list[float]:
+        # JupyterLab adds a cache-busting number as the query of every GET.
+        return [t for t, method, query in self.seen if method == "GET" and not has_id(query) and t >= since]
+
+    def lookups(self, since: float = 0.0) -> list[float]:
+        return [t for t, method, query in self.seen if method == "GET" and has_id(query) and t >= since]
+
+
+def has_id(query: str) -> bool:
+    return "id" in parse_qs(query)
+
+
+def open_firefox_from_the_palette(page: Page) -> None:
+    page.keyboard.press("Control+Shift+C")
+    search = page.locator(".lm-CommandPalette-input")
+    search.wait_for(timeout=30_000)
+    search.fill("New Firefox")
+    page.locator(".lm-CommandPalette-item", has_text="New Firefox").first.click()
+
+
+def running_ids(page: Page) -> list[str]:
+    return [
+        el.get_attribute("data-session-id") or ""
+        for el in page.locator(f"{PANEL}[data-state='running']").element_handles()
+    ]
+
+
+def test_two_firefox_tabs_share_one_list_poll(server_factory) -> None:
+    server: JupyterServer = server_factory()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        api = ApiRequests(page)
+        page.goto(f"{server.url}lab?token={server.token}")
+        tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+        tile.first.click(timeout=60_000)
+        page.locator(f"{PANEL}[data-state='running']").first.wait_for(timeout=90_000)
+        open_firefox_from_the_palette(page)
+
+        def two_running() -> list[str] | None:
+            ids = running_ids(page)
+            return ids if len(set(ids)) == 2 else None
+
+        ids = wait_until(two_running, 120, "two Firefox tabs showing two running sessions")
+        listed = server.get("firefox-launcher/api/firefox").json()["sessions"]
+        assert sorted(ids) == sorted(s["id"] for s in listed)
+
+        # After the launches' quick polls, the page polls at the followers' pace.
+        def settled() -> bool:
+            page.wait_for_timeout(200)  # the sync API records requests only while it runs
+            lists = api.lists()
+            return len(lists) >= 2 and lists[-1] - lists[-2] >= FOLLOW_INTERVAL_S * 0.8
+
+        wait_until(settled, 60, "the list poll to slow down after the launches")
+        start = time.monotonic()
+        page.wait_for_timeout(WINDOW_S * 1000)  # the measurement window itself
+        lists = api.lists(since=start)
+        lookups = api.lookups(since=start)
+        save_artifact("lab-two-tabs.png", page.screenshot())
+        expected = WINDOW_S / FOLLOW_INTERVAL_S
+        # One poll for the page: a poll per tab would make twice as many (or per-tab look-ups).
+        gaps = [round(b - a, 2) for a, b in itertools.pairwise(lists)]
+        assert expected * 0.5 <= len(lists) <= expected + 2, f"{len(lists)} lists, gaps {gaps}"
+        print(f"list requests in {WINDOW_S:g} s: {len(lists)}, gaps {gaps}")
+        assert lookups == [], f"per-tab look-ups while the store polls: {len(lookups)}"
+
+        # A session stopped elsewhere: its tab learns it from the store, the other runs on.
+        stopped, other = ids
+        server.cleanup(id=stopped)
+        page.locator(f"{PANEL}[data-session-id='{stopped}'][data-state='ended']").wait_for(
+            state="attached", timeout=30_000
+        )
+        ended = page.locator(f"{PANEL}[data-session-id='{stopped}'] .jp-FFSystemd-title")
+        assert "ended" in (ended.text_content() or "")
+        assert running_ids(page) == [other]
+        save_artifact("lab-tab-ended-by-store.png", page.screenshot())
+    server.cleanup(all=True)
