@@ -21,7 +21,8 @@ from typing import Any
 import dbus
 import dbus.bus
 import pytest
-from fakes.dbus_world import FAKE_XPRA, FakeSystemd, wait_for
+from fakes.dbus_world import FAKE_XPRA, FakeSystemd
+from fakes.polling import wait_until
 
 from ffsystemd import cli
 from ffsystemd.failed_logs import keep_failed_log
@@ -83,7 +84,7 @@ class World:
             )
         finally:
             conn.close()
-        wait_for(lambda: (self.fake.unit_state(name) or ("",))[0] == "active", 5, what=f"{name} active")
+        wait_until(lambda: (self.fake.unit_state(name) or ("",))[0] == "active", 5, what=f"{name} active")
         return proc.pid
 
     def run(self, *argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -235,7 +236,7 @@ def test_stop_ends_the_unit_and_removes_the_directory(world: World, capsys: Any)
     assert body["sessions"][0]["directory_removed"] is True
     world.fake.wait_unit_gone(unit_name(sid))
     assert not session_paths(world.root, sid).base.exists()
-    wait_for(lambda: world.processes[0].poll() is not None, 5, what="the session's process to end")
+    wait_until(lambda: world.processes[0].poll() is not None, 5, what="the session's process to end")
     # the other session is untouched
     assert world.fake.unit_state(unit_name(other))[0] == "active"
     assert session_paths(world.root, other).base.is_dir()

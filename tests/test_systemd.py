@@ -516,7 +516,7 @@ async def test_bus_drop_during_a_job_wait_fails_at_once(fake_systemd, spawn) -> 
     task = asyncio.ensure_future(
         client.start_transient_unit("app-ffsystemd-firefox-0123456789ab.scope", props, 30)
     )
-    await wait_until_async(lambda: fake_systemd.call_count("StartTransientUnit") == 1, 5)
+    await eventually(lambda: fake_systemd.call_count("StartTransientUnit") == 1, 5, "the start call")
     started = _time.monotonic()
     fake_systemd.bus.stop()
     with pytest.raises(SystemdUnavailable):
@@ -524,10 +524,3 @@ async def test_bus_drop_during_a_job_wait_fails_at_once(fake_systemd, spawn) -> 
     assert _time.monotonic() - started < 5
     assert not client.connected
     await client.close()
-
-
-async def wait_until_async(predicate, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

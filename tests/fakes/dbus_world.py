@@ -22,14 +22,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dbus
 import dbus.bus
 import dbus.exceptions
+
+from fakes.polling import wait_until
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "systemd_template.py"
@@ -41,7 +41,6 @@ SYSTEMD_NAME = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 FAKE_IFACE = "org.ffsystemd.Fake"
 
-T = TypeVar("T")
 
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -70,18 +69,6 @@ def end_process(proc: subprocess.Popen[Any], timeout: float = 3.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll predicate() until it returns something truthy; AssertionError after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 class PrivateBus:
@@ -240,7 +227,7 @@ class FakeSystemd:
         self.bus.start()
         try:
             self.spawn_manager(self.bus.address, "wb")
-            wait_for(self._answers, timeout, 0.05, "the fake systemd manager to answer")
+            wait_until(self._answers, timeout, "the fake systemd manager to answer", interval=0.05)
         except BaseException:
             self.stop()
             raise
@@ -366,7 +353,7 @@ class FakeSystemd:
 
     def wait_unit_gone(self, name: str, timeout: float = 10.0) -> None:
         """Poll until the unit is no longer loaded."""
-        wait_for(lambda: name not in self.loaded_units(), timeout, what=f"unit {name} to be collected")
+        wait_until(lambda: name not in self.loaded_units(), timeout, what=f"unit {name} to be collected")
 
 
 def start_fake_systemd(parameters: dict[str, Any] | None = None) -> FakeSystemd:

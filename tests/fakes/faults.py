@@ -32,8 +32,8 @@ from fakes.dbus_world import (
     SYSTEMD_NAME,
     FakeSystemd,
     end_process,
-    wait_for,
 )
+from fakes.polling import wait_until
 
 MANAGER_IFACE = "org.freedesktop.systemd1.Manager"
 
@@ -83,7 +83,7 @@ def respawn_manager(fake: FakeSystemd, address: str | None = None, timeout: floa
             fake._conn.close()
         fake._conn = None
     fake.spawn_manager(address or fake.address)
-    wait_for(fake._answers, timeout, 0.05, "the respawned fake systemd manager to answer")
+    wait_until(fake._answers, timeout, "the respawned fake systemd manager to answer", interval=0.05)
 
 
 def revive(fake: FakeSystemd, prepare: Callable[[], None] | None = None) -> None:
@@ -130,4 +130,4 @@ def start_scope(
         timeout=10,
     )
     if wait_active:
-        wait_for(lambda: fake.unit_state(name) == ("active", "success"), 10, what=f"{name} to be active")
+        wait_until(lambda: fake.unit_state(name) == ("active", "success"), 10, what=f"{name} to be active")

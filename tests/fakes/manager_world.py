@@ -229,9 +229,8 @@ class World:
                 await asyncio.wait_for(manager.shutdown(stop_sessions=False), 15)
         # A scope whose last process just ended is collected on the fake's next tick (as systemd
         # does); give it a moment on a loaded machine, so only a unit that stays is a leak.
-        deadline = time.monotonic() + UNIT_COLLECT_GRACE
-        while self.units() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        with contextlib.suppress(pytest.fail.Exception):
+            await eventually(lambda: not self.units(), UNIT_COLLECT_GRACE, "units to be collected")
         if self.units():
             problems.append(f"units left: {self.units()}")
         for proc in self.processes():  # started for this test's session root only

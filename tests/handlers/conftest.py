@@ -39,7 +39,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,8 @@ import dbus.bus
 import dbus.exceptions
 import psutil
 import pytest
-from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd, wait_for
+from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
+from fakes.polling import wait_until
 from jupyter_server.auth import Authorizer
 
 # pytest-jupyter has no entry point: bring its server fixtures (jp_fetch, jp_serverapp, ...) here.
@@ -321,7 +321,7 @@ class ForeignUnits:
             )
         finally:
             conn.close()
-        wait_for(lambda: (self.fake.unit_state(name) or ("",))[0] == "active", 5, what=f"{name} active")
+        wait_until(lambda: (self.fake.unit_state(name) or ("",))[0] == "active", 5, what=f"{name} active")
         return proc.pid
 
 
@@ -368,11 +368,10 @@ def no_leftovers(
             problems.append(f"units left in the fake: {sorted(set(units) - foreign)}")
     if fake is not None:
         started = started_units(fake)
-        deadline = time.monotonic() + 5
         alive = [pid for _name, pids in started for pid in pids if process_alive(pid)]
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.02)
-            alive = [pid for pid in alive if process_alive(pid)]
+        with contextlib.suppress(AssertionError):  # a grace period: what still lives is reported
+            wait_until(lambda: not [pid for pid in alive if process_alive(pid)], 5, "scope processes to end")
+        alive = [pid for pid in alive if process_alive(pid)]
         alive = [pid for pid in alive if pid not in _foreign_pids(request)]
         for pid in alive:  # processes of our scopes: children of this test process
             with contextlib.suppress(ProcessLookupError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 from fakes.dbus_world import FAKE_XPRA, FakeSystemd
+from fakes.polling import eventually
 
 from ffsystemd.manager import SessionManager
 
@@ -243,10 +243,8 @@ async def test_cleanup_of_a_session_whose_xpra_died(
 ) -> None:
     session = await launched(api)
     os.kill(session["main_pid"], signal.SIGKILL)  # our child: the session's Xpra
-    deadline = time.monotonic() + 10
-    while fake_systemd.unit_state(session["unit"]) is not None:  # the launcher stops what is left
-        assert time.monotonic() < deadline, "the scope of a dead Xpra was not stopped"
-        await asyncio.sleep(0.02)
+    unit = session["unit"]  # the launcher stops what is left
+    await eventually(lambda: fake_systemd.unit_state(unit) is None, 10, "the scope of a dead Xpra to stop")
     reply = await api.cleanup(id=session["id"])
     assert reply.code == 200, reply.body
     assert reply.json == {"stopped": [session["id"]], "errors": {}}

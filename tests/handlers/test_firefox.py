@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 from fakes.dbus_world import FakeSystemd
+from fakes.polling import eventually
 
 from ffsystemd.manager import SessionManager
 
@@ -254,14 +255,7 @@ async def test_get_malformed_id_is_400(api: Api, fake_systemd: FakeSystemd, bad_
 async def test_status_reports_an_xpra_that_died(api: Api, fake_systemd: FakeSystemd) -> None:
     session = await launched(api)
     os.kill(session["main_pid"], signal.SIGKILL)  # our child: the session's Xpra
-    deadline = time.monotonic() + 10
-    while True:
-        reply = await api.session(session["id"])
-        assert reply.code == 200
-        status = reply.json
-        if status["state"] not in ("running", "stopping") or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    status = await wait_until_ended(api, session["id"], 10)
     assert status["state"] == "failed"
     assert status["result"] == "signal"
     assert status["main_pid"] is None
@@ -273,12 +267,7 @@ async def test_status_reports_an_xpra_that_died(api: Api, fake_systemd: FakeSyst
 async def test_status_reports_systemds_result_of_a_failed_scope(api: Api, fake_systemd: FakeSystemd) -> None:
     session = await launched(api)
     fake_systemd.fail_unit(session["unit"], "oom-kill", kill=True)
-    deadline = time.monotonic() + 10
-    while True:
-        status = (await api.session(session["id"])).json
-        if status["state"] not in ("running", "stopping") or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    status = await wait_until_ended(api, session["id"], 10)
     await stop(api, session["id"])
     assert status["state"] == "failed"
     assert status["result"] == "oom-kill", status
@@ -461,10 +450,12 @@ async def test_cleanup_during_launch_answers_the_launch_with_json(
 ) -> None:
     xpra_env(FAKE_XPRA_NEVER_READY="1")
     launch = asyncio.ensure_future(api.launch())
-    deadline = time.monotonic() + 5
-    while not manager.session_ids() or not session_dirs(session_root):
-        assert time.monotonic() < deadline and not launch.done()
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: launch.done() or (manager.session_ids() and session_dirs(session_root)),
+        5,
+        "the launch to create its session",
+    )
+    assert not launch.done()
     (sid,) = manager.session_ids()
     reply = await api.cleanup(id=sid)
     assert reply.code == 200 and reply.json["stopped"] == [sid]
@@ -530,15 +521,14 @@ async def test_launch_accepts_about_pages(api: Api) -> None:
 
 
 async def wait_until_ended(api: Api, session_id: str, timeout: float = 15) -> dict[str, Any]:
-    """Poll GET ?id until the session is no longer starting, running or stopping."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Poll GET ?id until the session is no longer starting, running or stopping; its status."""
+
+    async def ended() -> dict[str, Any] | None:
         reply = await api.session(session_id)
         assert reply.code == 200, reply.body
-        if reply.json["state"] not in ("starting", "running", "stopping"):
-            return reply.json
-        assert time.monotonic() < deadline, f"session still {reply.json['state']} after {timeout:g} s"
-        await asyncio.sleep(0.05)
+        return None if reply.json["state"] in ("starting", "running", "stopping") else reply.json
+
+    return await eventually(ended, timeout, f"session {session_id} to end")
 
 
 async def test_a_vanished_unit_ends_the_session(
@@ -550,10 +540,8 @@ async def test_a_vanished_unit_ends_the_session(
     assert status["state"] in ("failed", "stopped")
     assert "vanished" in (status.get("message") or ""), status
     assert status["main_pid"] is None
-    deadline = time.monotonic() + 10
-    while process_alive(session["main_pid"]):
-        assert time.monotonic() < deadline, "the Xpra of a vanished unit is still running"
-        await asyncio.sleep(0.05)
+    pid = session["main_pid"]
+    await eventually(lambda: not process_alive(pid), 10, "the Xpra of a vanished unit to end")
     assert (await api.head()).code == 200  # the slot is free
     assert (await api.cleanup(id=session["id"])).code == 200
     assert session_dirs(session_root) == []

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,26 +17,15 @@ from typing import Any
 
 import psutil
 import requests
+from fakes import polling
 
 REPO = Path(__file__).resolve().parents[2]
-# Slow machines (the VM tier's emulated guest) stretch every deadline by this factor.
-TIME_SCALE = float(os.environ.get("FFSYSTEMD_TEST_TIME_SCALE", "1"))
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll predicate until it returns a truthy value or the deadline passes (AssertionError).
-
-    The deadline is `timeout` seconds times $FFSYSTEMD_TEST_TIME_SCALE (default 1).
-    """
-    timeout *= TIME_SCALE
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    """fakes.polling.wait_until, every 50 ms by default (the real tier's checks spawn systemctl or
+    talk HTTP); the deadline is stretched by $FFSYSTEMD_TEST_TIME_SCALE there."""
+    return polling.wait_until(predicate, timeout, what, interval)
 
 
 def free_port() -> int:
