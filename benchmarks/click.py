@@ -6,15 +6,18 @@ Run under a reachable systemd user manager, e.g.:
 
 Each run opens JupyterLab (a fresh workspace) in Debian's headless Chromium, clicks the
 Firefox launcher tile and times, from the click: the tab's launch POST answered, the Xpra
-client in the tab's iframe connected, Firefox's window listed by the client, and the window
-painted (its canvas shows more than a blank screen). After each run it measures the idle
-session's memory (PSS of every process of its scope, by program, once no process has come or
-gone for --settle seconds), then closes the session.
+client in the tab's iframe connected, Firefox's window listed by the client, the window
+painted (its canvas shows more than a blank screen), and the start page shown (Firefox's
+window title is the title of the page the benchmark serves as start_url). After each run it
+measures the idle session's memory (PSS of every process of its scope, by program, once no
+process has come or gone for --settle seconds), then closes the session.
 
-Modes: `cold` launches a new session per click. `warm` needs a pool of pre-started sessions;
-until the server has a `pool_size` trait it is reported as "n/a" (see MODES). Each mode has its
-own server; clicks alternate between the modes. `--variant` compares cold launches of configs
-instead (paired the same way), e.g. before/after a memory setting:
+Modes: `cold` launches a new session per click; `warm` has a pool of one pre-started session
+(`pool_size = 1`), which the click claims. Each mode has its own server; clicks alternate
+between the modes, and before every click each pool is full and its session idle (no process
+came or went for a few seconds), so no refill runs while a click is timed. The warm mode also
+reports the PSS of its pooled session while it waits, idle. `--variant` compares cold launches
+of configs instead (paired the same way), e.g. before/after a memory setting:
 
     benchmarks/click.py --runs 3 --variant 'old:screen_size="1920x1080"' --variant new
 """
@@ -39,10 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ffsystemd.app import FirefoxLauncher  # noqa: E402
-from tests.real.browser import chromium  # noqa: E402
+from tests.real.browser import RecordingPage, chromium  # noqa: E402
 from tests.real.world import JupyterServer, process_tree, wait_until  # noqa: E402
 
-STEPS = ("POST answered", "client connected", "window listed", "painted")
+STEPS = ("POST answered", "client connected", "window listed", "painted", "page shown")
+PAGE_TITLE = "ffsystemd test page"  # what tests.real.browser.RecordingPage serves
 PROGRAMS = ("Firefox", "Xpra", "Xvfb", "other")
 TILE = ".jp-LauncherCard"
 FRAME = ".jp-FFSystemd-frame"
@@ -66,6 +70,10 @@ PAINTED_JS = """() => {
   }
   return seen.size > 50 && Date.now();
 }"""
+SHOWN_JS = (
+    "() => window.client && Object.values(client.id_to_window)"
+    f".some(w => (w.title || '').includes({PAGE_TITLE!r})) && Date.now()"
+)
 
 
 @dataclass(frozen=True)
@@ -75,16 +83,31 @@ class Mode:
     name: str
     config: dict[str, Any] = field(default_factory=dict)
     unavailable: str | None = None
-    prepare: Callable[[JupyterServer], None] | None = None  # e.g. wait for the pool to fill
+    prepare: Callable[[JupyterServer], int] | None = None  # wait for the pool: its session's pid
 
 
-def pool_ready(server: JupyterServer) -> None:
-    """Wait until the server reports a full pool (for when a pool exists)."""
-    wait_until(
-        lambda: server.get("firefox-launcher/api/firefox").json().get("pool", {}).get("ready", 0) >= 1,
-        120,
-        "a pooled session",
-    )
+def pooled_xpra(server: JupyterServer) -> int | None:
+    """The Xpra pid of the server's ready pooled session (not in the API: found by its socket)."""
+    listed = {s["id"] for s in sessions(server)}
+    for ready in sorted(server.session_root.glob("session-*/runtime/warm-ready")):
+        base = ready.parent.parent
+        if base.name.removeprefix("session-") in listed:
+            continue
+        bind = f"--bind={base / 'sockets' / 'xpra.sock'}"
+        for proc in psutil.process_iter(["cmdline"]):
+            if bind in (proc.info["cmdline"] or []):
+                return proc.pid
+    return None
+
+
+POOL_PSS: list[dict[str, float]] = []  # PSS by program of each pooled session measured idle
+
+
+def pool_ready(server: JupyterServer) -> int:
+    """Wait until the server's pooled session is ready and idle; return its Xpra pid."""
+    xpra = wait_until(lambda: pooled_xpra(server), 180, "a ready pooled session")
+    settled(xpra, 4.0)
+    return xpra
 
 
 MODES = (
@@ -180,7 +203,7 @@ def one_click(server: JupyterServer, browser: Any, index: int, settle: float) ->
         frame = handle.content_frame()
         assert frame is not None
         marks = [t_post]
-        for predicate in (CONNECTED_JS, LISTED_JS, PAINTED_JS):
+        for predicate in (CONNECTED_JS, LISTED_JS, PAINTED_JS, SHOWN_JS):
             marks.append(frame.wait_for_function(predicate, polling=10, timeout=120_000).json_value() / 1000)
         steps = [m - t_click for m in marks]
         (session,) = sessions(server)
@@ -199,16 +222,20 @@ def run_modes(modes: list[Mode], runs: int, settle: float, extra: dict[str, Any]
     servers: dict[str, JupyterServer] = {}
     results: dict[str, list[Run]] = {mode.name: [] for mode in modes}
     try:
-        for mode in modes:
-            root = Path(tempfile.mkdtemp(prefix="ffs-click-", dir="/tmp"))
-            servers[mode.name] = JupyterServer(root, config={"ready_timeout": 60, **extra, **mode.config})
-            servers[mode.name].start()
-        with chromium() as browser:
+        with RecordingPage() as site, chromium() as browser:
+            start_url = f"http://127.0.0.1:{site.port}/start"
+            for mode in modes:
+                root = Path(tempfile.mkdtemp(prefix="ffs-click-", dir="/tmp"))
+                config = {"ready_timeout": 60, "start_url": start_url, **extra, **mode.config}
+                servers[mode.name] = JupyterServer(root, config=config)
+                servers[mode.name].start()
             for i in range(runs):
                 for mode in modes:
                     server = servers[mode.name]
-                    if mode.prepare is not None:
-                        mode.prepare(server)
+                    # Every pool full and idle: no refill runs during the click.
+                    pooled = {o.name: o.prepare(servers[o.name]) for o in modes if o.prepare is not None}
+                    if mode.name in pooled:
+                        POOL_PSS.append(session_memory(pooled[mode.name])[0])
                     run = one_click(server, browser, i, settle)
                     results[mode.name].append(run)
                     steps = "  ".join(f"{s:.2f}" for s in run.steps)
@@ -252,6 +279,11 @@ def table(results: dict[str, list[Run] | str], runs: int) -> str:
             lines.append(
                 f"  {name}: total {total:.0f} = " + ", ".join(f"{p} {v:.0f}" for p, v in parts.items())
             )
+    if POOL_PSS:
+        parts = {p: statistics.median(m[p] for m in POOL_PSS) for p in PROGRAMS}
+        total = statistics.median(sum(m.values()) for m in POOL_PSS)
+        lines.append(f"PSS of a pooled session waiting idle (blank page), MiB (median of {len(POOL_PSS)})")
+        lines.append(f"  total {total:.0f} = " + ", ".join(f"{p} {v:.0f}" for p, v in parts.items()))
     return "\n".join(lines)
 
 

@@ -167,6 +167,16 @@ def test_session_row_marks_foreign_units() -> None:
     assert row[0] == SID and row[2] == "running (not ours)" and row[1] == "-"
 
 
+def test_an_unclaimed_pooled_session_is_listed_as_pool(tmp_path: Path) -> None:
+    described = info(description="Firefox session 0123456789ab (ffsystemd server s1)")
+    record = session_record(
+        SID, info=described, unit=None, session_dir=tmp_path, metadata={"pooled": True}, now=NOW
+    )
+    assert record["pooled"] is True and session_row(record)[2] == "running (pool)"
+    claimed = session_record(SID, info=described, unit=None, session_dir=tmp_path, metadata={}, now=NOW)
+    assert claimed["pooled"] is False and session_row(claimed)[2] == "running"
+
+
 # --- config ------------------------------------------------------------------------------------------
 @pytest.fixture
 def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

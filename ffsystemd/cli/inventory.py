@@ -93,6 +93,7 @@ def session_record(
         "ours": session_dir is not None,
         "unit_loaded": info is not None,
         "state": state,
+        "pooled": metadata.get("pooled") is True,  # an unclaimed warm-pool session (ffsystemd.pool)
         "sub_state": snap.sub_state or (info.sub_state if info else None) or None,
         "result": None if info is None else snap.result,
         "created": _iso(created),

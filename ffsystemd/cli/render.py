@@ -69,6 +69,8 @@ SESSION_HEADERS = ("ID", "SERVER", "STATE", "RESULT", "AGE", "MEMORY", "TASKS", 
 def session_row(record: Mapping[str, Any]) -> list[str]:
     """One `ffsystemd list` row."""
     state = record["state"] if record["ours"] else f"{record['state']} (not ours)"
+    if record.get("pooled"):
+        state = f"{state} (pool)"
     return [
         record["id"],
         record.get("server") or "-",
