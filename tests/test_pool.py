@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from fakes.manager_world import World
 from fakes.polling import eventually
+from prometheus_client import REGISTRY
 
+from ffsystemd import metrics
 from ffsystemd.errors import SessionLimitReached, UnknownSession
 from ffsystemd.events import PoolClaimed, SessionEvent
 from ffsystemd.manager import SessionManager
@@ -247,3 +249,41 @@ async def test_a_restarted_server_stops_the_pooled_sessions_of_its_predecessor(w
     await eventually(lambda: world.units() == [], what="the predecessor's pooled unit to be stopped")
     assert successor.session_ids() == [] and not Path(world.root / f"session-{sid}").exists()
     await world.assert_clean(successor)
+
+
+async def test_shutdown_while_a_pooled_session_starts_leaves_nothing(world: World) -> None:
+    manager, _fake, _events = pooled(world)
+    await manager.start()
+    await eventually(lambda: manager.pool.members(), what="a pooled session to be starting")
+    assert manager.pool.members()[0].state.value == "starting"
+    await manager.shutdown()
+    assert [s for s in manager.ctx.sessions.values() if s.pooled] == []
+    await world.assert_clean(manager)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_claims_and_pool_starts_and_show_the_pool(world: World) -> None:
+    manager, _fake, _events = pooled(world)
+    metrics.install(manager)
+    hits, misses = (
+        sample("ffsystemd_pool_claims_total", outcome="hit"),
+        sample("ffsystemd_pool_claims_total", outcome="miss"),
+    )
+    starts = sample("ffsystemd_pool_starts_total", outcome="running")
+    launches = sample("ffsystemd_launches_total", outcome="running", step="")
+    await full(manager)
+    assert sample("ffsystemd_pool_sessions", state="ready") == 1
+    assert sample("ffsystemd_pool_starts_total", outcome="running") == starts + 1
+    claimed = await manager.launch("https://example.org/")
+    manager.pool.ready = lambda paths: False  # the refill is not ready: the next launch misses
+    cold = await manager.launch("https://example.org/")
+    assert sample("ffsystemd_pool_claims_total", outcome="hit") == hits + 1
+    assert sample("ffsystemd_pool_claims_total", outcome="miss") == misses + 1
+    assert sample("ffsystemd_launches_total", outcome="running", step="") == launches + 1  # the cold one
+    await manager.cleanup([claimed["id"], cold["id"]])
+    await manager.shutdown()
+    metrics.SESSIONS.discard(manager)
+    await world.assert_clean(manager)
