@@ -1,4 +1,5 @@
-"""The page's one session store in a real JupyterLab: two Firefox tabs, one list poll."""
+"""The page's one session store in a real JupyterLab: two Firefox tabs, one list poll, and the
+running panel reading the same store."""
 
 from __future__ import annotations
 
@@ -46,12 +47,11 @@ def has_id(query: str) -> bool:
     return "id" in parse_qs(query)
 
 
-def open_firefox_from_the_palette(page: Page) -> None:
-    page.keyboard.press("Control+Shift+C")
-    search = page.locator(".lm-CommandPalette-input")
-    search.wait_for(timeout=30_000)
-    search.fill("New Firefox")
-    page.locator(".lm-CommandPalette-item", has_text="New Firefox").first.click()
+def open_firefox_from_a_new_launcher(page: Page) -> None:
+    """The file browser's "+" opens a launcher (the first one became the first Firefox tab)."""
+    page.locator(".jp-FileBrowser [data-command='launcher:create']").first.click(timeout=30_000)
+    tile = page.locator(".jp-LauncherCard:visible", has_text=re.compile(r"^\s*Firefox\s*$"))
+    tile.first.click(timeout=30_000)
 
 
 def running_ids(page: Page) -> list[str]:
@@ -70,7 +70,7 @@ def test_two_firefox_tabs_share_one_list_poll(server_factory) -> None:
         tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
         tile.first.click(timeout=60_000)
         page.locator(f"{PANEL}[data-state='running']").first.wait_for(timeout=90_000)
-        open_firefox_from_the_palette(page)
+        open_firefox_from_a_new_launcher(page)
 
         def two_running() -> list[str] | None:
             ids = running_ids(page)
@@ -109,4 +109,21 @@ def test_two_firefox_tabs_share_one_list_poll(server_factory) -> None:
         assert "ended" in (ended.text_content() or "")
         assert running_ids(page) == [other]
         save_artifact("lab-tab-ended-by-store.png", page.screenshot())
+
+        # The running panel reads the same store: it lists the other one only; stopping it
+        # there ends its tab and empties the list.
+        page.locator("[data-id='jp-running-sessions']").first.click()
+        items = page.locator(".jp-FFSystemd-runningItem")
+        wait_until(
+            lambda: [items.nth(i).get_attribute("data-context") for i in range(items.count())] == [other],
+            30,
+            "the running panel to list the remaining session only",
+        )
+        items.first.hover()  # the shutdown button shows on hover
+        items.first.locator(".jp-RunningSessions-itemShutdown").click()
+        page.locator(f"{PANEL}[data-session-id='{other}'][data-state='ended']").wait_for(
+            state="attached", timeout=30_000
+        )
+        wait_until(lambda: items.count() == 0, 30, "the running panel to be empty")
+        assert server.get("firefox-launcher/api/firefox").json()["sessions"] == []
     server.cleanup(all=True)
