@@ -12,6 +12,7 @@ from jupyter_server.utils import url_path_join
 
 from . import metrics
 from .capability import CapabilityStore
+from .client_files import discover_client_files
 from .commands import XpraSettings, content_process_prefs
 from .config import BrowserConfig, ProxyConfig, ScopeConfig, ServerConfig
 from .config.browser import FORBIDDEN_XPRA_ARGS, find_firefox, forbidden_xpra_arg
@@ -221,6 +222,7 @@ class FirefoxLauncher(ScopeConfig, ServerConfig, BrowserConfig, ProxyConfig, Ext
         self.settings["ffsystemd_max_connections"] = self.max_connections_per_session
         self.settings["ffsystemd_websocket_idle_timeout"] = self.websocket_idle_timeout
         self.settings["ffsystemd_app"] = self
+        self.settings["ffsystemd_client_files"] = discover_client_files()
         metrics.install(self.session_manager)
 
     def initialize_handlers(self) -> None:

@@ -27,6 +27,8 @@ from .context import ManagerContext, ManagerSettings
 from .ending import Stopper
 from .errors import (
     FFSystemdError,
+    LaunchCancelled,
+    LaunchError,
     SessionLimitReached,
     SystemdTimeout,
     SystemdUnavailable,
@@ -38,7 +40,7 @@ from .launch import Launcher
 from .limits import UINT64_MAX
 from .outcome import Cause, Ending
 from .pool import WarmPool
-from .session import Session, SessionState, session_json
+from .session import Owner, Session, SessionState, session_json
 from .systemd_api import SystemdPort
 from .watch import Watcher
 
@@ -182,6 +184,13 @@ class SessionManager:
             return None
         return session.paths.socket
 
+    def is_starting(self, session_id: str) -> bool:
+        """True while a session's launch runs (its client page may load; its websocket waits).
+
+        A pooled session is never starting to anyone (it is hidden until claimed)."""
+        session = self._sessions.get(session_id) if is_valid_session_id(session_id) else None
+        return session is not None and not session.pooled and session.state is SessionState.STARTING
+
     def record_activity(self, session_id: str) -> None:
         """Note proxied traffic of a session (HTTP or websocket, either direction)."""
         session = self._sessions.get(session_id)
@@ -230,13 +239,18 @@ class SessionManager:
         return True, ""
 
     # --- launch ---------------------------------------------------------------
-    async def launch(self, start_url: str | None = None) -> dict[str, Any]:
+    async def launch(self, start_url: str | None = None, *, wait: bool = True) -> dict[str, Any]:
         """Claim a pooled session opened on start_url, or start one; return its JSON once Xpra
         answers HTTP on its socket.
 
         Raises SessionLimitReached, SystemdUnavailable, LaunchCancelled (a cleanup stopped it
         meanwhile) or LaunchError; on any failure nothing is left behind (no unit, no process,
         no directory).
+
+        With `wait=False` it returns the JSON of the session still starting (its id, url) at
+        once and the launch goes on in the background: a failure then leaves only a final
+        record (state `failed`, `message` saying the step and why) for the tab to read, which
+        a cleanup removes like any ended session's; nothing else is left behind.
         """
         if self.active_count() >= self.settings.max_sessions:
             raise SessionLimitReached(
@@ -247,8 +261,27 @@ class SessionManager:
         if claimed is not None:
             return self.to_json(claimed)
         session = self.ctx.new_session(url, warm=False)
+        if not wait:
+            self.ctx.spawn(self._launch_in_background(session))
+            return self.to_json(session)
         await self.launcher.launch(session)
         return self.to_json(session)
+
+    async def _launch_in_background(self, session: Session) -> None:
+        """A launch nobody waits for: its failure becomes the session's final record."""
+        try:
+            await self.launcher.launch(session)
+        except LaunchCancelled:
+            return  # a cleanup stopped it: the cleanup forgets it
+        except (LaunchError, SystemdUnavailable) as exc:
+            log.warning("ffsystemd: launch of session %s failed: %s", session.id, exc)
+            session.state = SessionState.FAILED
+            session.owner = Owner.END  # final: nothing may end it again
+            session.result = getattr(exc, "result", None)
+            session.message = str(exc)
+            session.ended_at = time.monotonic()
+            self._sessions[session.id] = session
+            self.stopper.trim_ended()
 
     # --- cleanup ----------------------------------------------------------------
     async def cleanup(

@@ -54,6 +54,9 @@ _HOST_RE = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\
 _HEAD_RE = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
 _SCRIPT_RE = re.compile(rb"<script(\s[^>]*)?>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 _SRC_ATTR_RE = re.compile(rb"\ssrc\s*=", re.IGNORECASE)
+_TAG_RE = re.compile(rb"<(?:script|link)\b[^>]*>", re.IGNORECASE)
+_URL_ATTR_RE = re.compile(rb"(\s(?:src|href)\s*=\s*)([\"'])([^\"'<>]*)\2", re.IGNORECASE)
+_NOT_RELATIVE_RE = re.compile(rb"\A(?:[/#?]|[A-Za-z][A-Za-z0-9+.-]*:)")
 
 
 class PageError(ValueError):
@@ -77,19 +80,41 @@ def static_content_type(path: str) -> str | None:
     return CONTENT_TYPES.get(match.group(1))
 
 
-def rewrite_index(html: bytes) -> tuple[bytes, list[str]]:
+def rewrite_index(html: bytes, static_base: str | None = None) -> tuple[bytes, list[str]]:
     """Xpra's index.html with our shim loaded first, and the CSP hashes of its inline scripts.
 
-    The `<script src>` goes right after `<head>` (before every script of the client). The
-    hashes are `sha256-<base64>` of each inline script's text exactly as served. Raises
-    PageError if the page has no `<head>`.
+    The `<script src>` goes right after `<head>` (before every script of the client). With
+    `static_base` (the URL path of ffsystemd.client_files, trailing slash), the shim and every
+    relative `src`/`href` of the page's `<script>` and `<link>` tags point there instead of
+    next to the page, so they come from the browser's cache or the Jupyter server, never from
+    the session's Xpra. The hashes are `sha256-<base64>` of each inline script's text exactly
+    as served. Raises PageError if the page has no `<head>`.
     """
     head = _HEAD_RE.search(html)
     if head is None:
         raise PageError("the client's index.html has no <head>")
-    tag = f'\n<script src="{CLIENT_SHIM_PATH}"></script>\n'.encode()
+    if static_base is not None:
+        html = _TAG_RE.sub(lambda tag: _point_to(tag.group(0), static_base.encode()), html)
+    shim = f"{static_base or ''}{CLIENT_SHIM_PATH}"
+    tag = f'\n<script src="{shim}"></script>\n'.encode()
+    head = _HEAD_RE.search(html)
+    assert head is not None
     page = html[: head.end()] + tag + html[head.end() :]
     return page, list(inline_script_hashes(page))
+
+
+def _point_to(tag: bytes, base: bytes) -> bytes:
+    """A `<script>`/`<link>` tag whose relative src/href is made relative to `base`."""
+
+    def absolute(match: re.Match[bytes]) -> bytes:
+        value = match.group(3)
+        if not value or _NOT_RELATIVE_RE.match(value):
+            return match.group(0)
+        if value.startswith(b"./"):
+            value = value[2:]
+        return match.group(1) + match.group(2) + base + value + match.group(2)
+
+    return _URL_ATTR_RE.sub(absolute, tag)
 
 
 def inline_script_hashes(html: bytes) -> Iterator[str]:
@@ -110,19 +135,25 @@ def check_host(host: str) -> str:
 
 
 def content_security_policy(
-    protocol: str, host: str, capability_path: str, hashes: Iterable[str] = ()
+    protocol: str,
+    host: str,
+    capability_path: str,
+    hashes: Iterable[str] = (),
+    static_path: str | None = None,
 ) -> str:
     """The policy of every response under a capability path (pure).
 
     `capability_path` is the path of the session's client, as in the request
     (`<base_url>firefox-launcher/session/<id>/c/<capability>/`); sources are limited to it, on
-    the request's own host (http:/ws: also match https:/wss: behind a TLS proxy).
+    the request's own host (http:/ws: also match https:/wss: behind a TLS proxy), and to
+    `static_path` (ffsystemd.client_files' URL path) for scripts, styles, images and fonts.
     """
     secure = protocol == "https"
-    path = quote(capability_path, safe="/%-._~!$&'()*+=:@")
-    if not path.endswith("/"):
-        path += "/"
-    files = f"{'https' if secure else 'http'}://{check_host(host)}{path}"
+    origin = f"{'https' if secure else 'http'}://{check_host(host)}"
+    path = _source_path(capability_path)
+    files = f"{origin}{path}"
+    if static_path is not None:
+        files = f"{files} {origin}{_source_path(static_path)}"
     socket = f"{'wss' if secure else 'ws'}://{host}{path}"
     scripts = " ".join([files, *(f"'{h}'" for h in hashes)])
     return "; ".join(
@@ -143,6 +174,11 @@ def content_security_policy(
             "object-src 'none'",
         ]
     )
+
+
+def _source_path(path: str) -> str:
+    quoted = quote(path, safe="/%-._~!$&'()*+=:@")
+    return quoted if quoted.endswith("/") else quoted + "/"
 
 
 LOCKED_DOWN_POLICY = (

@@ -14,11 +14,13 @@ from .proxy import (
     SessionSlashHandler,
     UnknownSessionHandler,
 )
+from .static import STATIC_ROUTE, StaticClientHandler
 
 default_handlers = [
     (r"/firefox-launcher/api/firefox", FirefoxHandler),
     (r"/firefox-launcher/api/cleanup", CleanupHandler),
     (r"/firefox-launcher/api/health", HealthHandler),
+    (STATIC_ROUTE, StaticClientHandler),
     (CLIENT_ROUTE, SessionClientHandler),
     (SESSION_ROUTE, SessionEntryHandler),
     (ANY_SESSION_ROUTE, UnknownSessionHandler),
@@ -32,5 +34,6 @@ __all__ = [
     "SessionClientHandler",
     "SessionEntryHandler",
     "SessionSlashHandler",
+    "StaticClientHandler",
     "default_handlers",
 ]

@@ -3,13 +3,20 @@
 No Jupyter credential works or is needed here (the page runs sandboxed, its requests carry
 no cookies): a request is served only if its capability was minted for this session and is
 still valid (ffsystemd.capability), and the session runs. Unknown or stopped sessions are
-404, bad capabilities 403, both before any connection to Xpra; requests from a foreign
+404, bad capabilities 403, both before any connection to Xpra. A session still starting is
+served too: its page and the files we hold (ffsystemd.client_files) need no Xpra, and what
+does need it (a websocket, a file only Xpra has) waits until the launch made the session
+running, polling every WAIT_POLL_INTERVAL s up to the launch's own ready_timeout (then 504; a
+launch that failed meanwhile is 502): the client connects the moment Xpra is ready, with none
+of its reconnect delays. Requests from a foreign
 origin are 403 (`Origin: null` is the client's own opaque origin; the capability is what
 authorizes). Only GET and HEAD (405 otherwise) of the client's page and static files reach
 Xpra, and websocket upgrades, which are tunnelled (at most `max_connections_per_session` at
 once per session: 429 beyond). No request body is ever read (NoBodyMixin: 413). Every response
 carries the session policy (ffsystemd.session_page); the page itself is Xpra's index.html
-rewritten by us.
+rewritten by us (read at start-up, its scripts and styles pointing to the cacheable static
+route ffsystemd.handlers.static; fetched from the session's Xpra only when the client's files
+could not be read at start-up).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from urllib.parse import urlsplit
 from tornado import web
 
 from .. import backend_http
+from ..client_files import ClientFiles
 from ..client_options import client_query, is_canonical
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
 from ..manager import SessionManager
@@ -49,6 +57,10 @@ CLIENT_ROUTE = (
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_WEBSOCKET_IDLE_TIMEOUT = 300.0
 REDACTED = "<capability>"
+WAIT_POLL_INTERVAL = 0.02
+"""How often a request that needs Xpra checks whether its starting session runs yet (s)."""
+WAIT_GRACE = 5.0
+"""Beyond the launch's ready_timeout, how long such a request waits before its 504 (s)."""
 
 
 class SessionClientHandler(NoBodyMixin):
@@ -82,11 +94,10 @@ class SessionClientHandler(NoBodyMixin):
         # Keep the capability out of Jupyter's access log (it logs failed requests' URIs).
         if self.capability and self.request.uri:
             self.request.uri = self.request.uri.replace(self.capability, REDACTED)
-        socket_path = (
-            self.manager.socket_path(self.session_id) if is_valid_session_id(self.session_id) else None
-        )
+        valid = is_valid_session_id(self.session_id)
+        socket_path = self.manager.socket_path(self.session_id) if valid else None
         store = capabilities(self.settings)
-        if socket_path is None:
+        if socket_path is None and not (valid and self.manager.is_starting(self.session_id)):
             store.forget(self.session_id)
             raise web.HTTPError(404, "no running session with this id")
         if not store.check(self.session_id, self.capability):
@@ -99,7 +110,29 @@ class SessionClientHandler(NoBodyMixin):
         if origin is not None and origin != "null" and not self._same_origin(origin):
             raise web.HTTPError(403, "requests from another origin are refused")
         self.refuse_body()
-        self.unix_socket = str(socket_path)
+        self.unix_socket = "" if socket_path is None else str(socket_path)
+
+    @property
+    def client_files(self) -> ClientFiles | None:
+        """The client's files read at start-up (None: Xpra serves them)."""
+        return self.settings.get("ffsystemd_client_files")
+
+    async def _until_running(self) -> None:
+        """Wait (bounded) until the session runs and set unix_socket; 502/504 if it does not."""
+        if self.unix_socket:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.manager.settings.ready_timeout + WAIT_GRACE
+        while True:
+            socket_path = self.manager.socket_path(self.session_id)
+            if socket_path is not None:
+                self.unix_socket = str(socket_path)
+                return
+            if not self.manager.is_starting(self.session_id):
+                raise web.HTTPError(502, "the session did not start (its tab shows why)")
+            if loop.time() >= deadline:
+                raise web.HTTPError(504, "the session did not become ready in time")
+            await asyncio.sleep(WAIT_POLL_INTERVAL)
 
     def _same_origin(self, origin: str) -> bool:
         """Origin names this server as the browser reached it (or one Jupyter is told to allow)."""
@@ -152,9 +185,19 @@ class SessionClientHandler(NoBodyMixin):
         if path == CLIENT_SHIM_PATH:
             self._reply("text/javascript; charset=utf-8", CLIENT_SHIM_JS, with_body)
             return
+        files = self.client_files
+        if files is not None and is_index(path):
+            self._reply_page(files, with_body)
+            return
+        if files is not None and files.get(path) is not None:
+            found = files.get(path)
+            assert found is not None
+            self._reply(found.content_type, found.body, with_body)
+            return
         content_type = "text/html; charset=utf-8" if is_index(path) else static_content_type(path)
         if content_type is None:
             raise web.HTTPError(404, "not a file of the session's client")
+        await self._until_running()
         response = await self._fetch(path)  # GET even for HEAD: the length is the file's
         body = response.body or b""
         if response.code != 200:
@@ -177,6 +220,19 @@ class SessionClientHandler(NoBodyMixin):
         for name, value in backend_http.passed_response_headers(response.headers.get_all()):
             self.set_header(name, value)
         self._reply(content_type, body, with_body)
+
+    def _reply_page(self, files: ClientFiles, with_body: bool) -> None:
+        """Xpra's index.html as installed, its files pointing to the static route (no Xpra asked)."""
+        static_path = files.url_path(self.settings.get("base_url", "/"))
+        try:
+            body, hashes = rewrite_index(files.index, static_path)
+            policy = content_security_policy(
+                self.request.protocol, self.request.host, self.client_path, hashes, static_path
+            )
+        except PageError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.set_header("Content-Security-Policy", policy)
+        self._reply("text/html; charset=utf-8", body, with_body)
 
     def _reply(self, content_type: str, body: bytes, with_body: bool) -> None:
         self.set_header("Content-Type", content_type)
@@ -206,6 +262,7 @@ class SessionClientHandler(NoBodyMixin):
             raise web.HTTPError(
                 429, f"this session already has {limit} open connections (max_connections_per_session)"
             )
+        await self._until_running()
         try:
             backend = await connect_unix(self.unix_socket)
         except (OSError, asyncio.TimeoutError) as exc:

@@ -13,21 +13,30 @@ from .base import FFSystemdAPIHandler
 
 
 class FirefoxHandler(FFSystemdAPIHandler):
-    """Sessions: start one (POST), list or show one (GET), can a launch succeed now (HEAD)."""
+    """Sessions: start one (POST), list or show one (GET), can a launch succeed now (HEAD).
+
+    POST `{"url"?, "wait"?}`: 201 with the running session; with `"wait": false`, 202 at once
+    with the session still starting (a failure then shows as its final `failed` record).
+    """
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        self.reject_unknown_keys(body, {"url"})
+        self.reject_unknown_keys(body, {"url", "wait"})
+        wait = body.get("wait", True)
+        if not isinstance(wait, bool):
+            raise web.HTTPError(400, "wait must be true or false")
         url = None
         if body.get("url") is not None:
             try:
                 url = check_start_url(body["url"])
             except ValueError as exc:
                 raise web.HTTPError(400, str(exc)) from None
-        session = await self.manager.launch(url)
-        self.set_status(201)
+        session = await self.manager.launch(url, wait=wait)
+        # 201: running (a claimed pooled session is at once); 202 (wait false): still starting,
+        # its page may already be opened.
+        self.set_status(201 if session["state"] == "running" else 202)
         self.set_header("Location", session["url"])
         self.finish(json.dumps(session))
 

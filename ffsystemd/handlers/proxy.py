@@ -6,7 +6,8 @@ what it hands out drives the session), mints a capability for that session and r
 to `.../session/<id>/c/<capability>/?<client options>`, where ffsystemd.handlers.client
 serves the Xpra client in an opaque origin. Nothing else is served here: other paths and
 websockets are 404 (the client's files and websocket live under the capability path), other
-methods 405. Unknown, stopped and malformed ids are 404 before anything else happens.
+methods 405. Unknown, stopped and malformed ids are 404 before anything else happens; a
+session still starting has its page already (its client connects once Xpra is ready).
 
 No session route takes a request body: bodies are streamed (NoBodyMixin), never buffered, and a
 request with one is answered (403 unauthenticated, 405 for another method, 413 for a GET or HEAD
@@ -128,7 +129,7 @@ class SessionEntryHandler(_SessionHandler):
         if not self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource):
             raise web.HTTPError(403, f"not authorized to {action} on {self.auth_resource}")
         manager: SessionManager = self.settings["ffsystemd_manager"]
-        if manager.socket_path(session_id) is None:
+        if manager.socket_path(session_id) is None and not manager.is_starting(session_id):
             capabilities(self.settings).forget(session_id)
             raise web.HTTPError(404, "no running session with this id")
         return session_id
@@ -140,7 +141,7 @@ class SessionEntryHandler(_SessionHandler):
             raise web.HTTPError(404, "not found: open the session page itself (the client lives under it)")
         manager: SessionManager = self.settings["ffsystemd_manager"]
         store = capabilities(self.settings)
-        store.prune(lambda sid: manager.socket_path(sid) is not None)
+        store.prune(lambda sid: manager.socket_path(sid) is not None or manager.is_starting(sid))
         capability = store.mint(session_id)
         target = (
             f"{session_prefix(self.base_url, session_id)}/c/{capability}/?{client_query(self.request.query)}"

@@ -23,6 +23,7 @@ are ignored) and serves on the unix socket given by --bind:
 FAKE_XPRA_BACKLOG=N (environment): listen with a backlog of N (Xpra's own is 5) instead of 128.
 FAKE_XPRA_BUSY_MS=N (environment): block for N ms before each answer (a busy server that
 accepts no connection meanwhile, as Xpra under load).
+FAKE_XPRA_START_MS=N (environment): wait N ms before listening (an Xpra slow to start).
 
 SIGTERM or SIGINT: close the listener, remove the socket, exit 0.
 """
@@ -181,6 +182,7 @@ def parse_options(argv: list[str]) -> tuple[str | None, dict[str, str]]:
 
 
 async def serve(bind: str) -> None:
+    await asyncio.sleep(int(os.environ.get("FAKE_XPRA_START_MS", "0")) / 1000)
     app = web.Application(
         [(r"/.*", FakeXpraHandler)],
         websocket_max_message_size=MAX_MESSAGE,

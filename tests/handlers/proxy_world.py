@@ -72,12 +72,25 @@ def launcher_traits() -> dict[str, Any]:
 
 
 @pytest.fixture
+def client_dirs() -> tuple[Path, ...]:
+    """Where the server looks for Xpra's HTML5 client at start-up (ffsystemd.client_files).
+
+    None here: the session's client is fetched from the fake Xpra (the fallback when no client
+    directory is installed); tests/handlers/test_static_client.py parametrizes real ones.
+    """
+    return ()
+
+
+@pytest.fixture
 def jp_server_config(
+    monkeypatch: pytest.MonkeyPatch,
+    client_dirs: tuple[Path, ...],
     fake_systemd: Any,
     session_root: Path,
     serverapp_traits: dict[str, Any],
     launcher_traits: dict[str, Any],
 ) -> dict[str, Any]:
+    monkeypatch.setattr("ffsystemd.client_files.HTML5_DIRS", client_dirs)
     return {
         "ServerApp": {"jpserver_extensions": {"ffsystemd": True}, **serverapp_traits},
         "FirefoxLauncher": {
