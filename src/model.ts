@@ -83,6 +83,8 @@ export interface ICleanupResult {
 /** Body of `POST .../api/firefox`. */
 export interface ILaunchBody {
   url?: string;
+  /** false: answer 202 with the session still starting (its page can load meanwhile). */
+  wait?: boolean;
 }
 
 /** Body of `POST .../api/cleanup`. */

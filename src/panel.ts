@@ -96,19 +96,24 @@ export class FirefoxPanel extends Widget {
     if (previous) {
       void this._store.cleanup(cleanupBody(previous)).catch(() => undefined);
     }
-    const reply = await this._api.launch(launchBody(this._startUrl()));
+    // Answered as soon as the session has an id: the client's page loads while Xpra starts
+    // and connects the moment it is ready (the server holds its websocket until then).
+    const reply = await this._api.launch({ ...launchBody(this._startUrl()), wait: false });
     if (generation !== this._generation) {
       // The tab was closed or restarted meanwhile: do not leave the new session running.
-      if (reply.status === 201 && isSessionJSON(reply.body)) {
+      if ((reply.status === 201 || reply.status === 202) && isSessionJSON(reply.body)) {
         void this._store.cleanup(cleanupBody(reply.body.id)).catch(() => undefined);
       }
       return;
     }
-    if (reply.status === 201 && isSessionJSON(reply.body)) {
+    if ((reply.status === 201 || reply.status === 202) && isSessionJSON(reply.body)) {
       this._sessionId = reply.body.id;
       this._store.track(reply.body);
       this._store.burst();
-      this._apply({ kind: 'alive', session: reply.body });
+      // The client loads now, while the session may still start (202): it connects once
+      // Xpra is ready, and the frame stays while the session is starting.
+      this._session = reply.body;
+      this._showFrame(reply.body);
       this._follow();
     } else {
       this._showError(describeLaunchFailure(reply.status, reply.body, this._trans));
@@ -223,7 +228,7 @@ export class FirefoxPanel extends Widget {
     switch (lookup.kind) {
       case 'alive':
         this._session = lookup.session;
-        if (lookup.session.state === 'running') {
+        if (lookup.session.state === 'running' || this._frame) {
           this._showFrame(lookup.session);
         } else if (this._state !== 'starting') {
           this._showStarting(true);
