@@ -54,6 +54,18 @@ def open_firefox_from_a_new_launcher(page: Page) -> None:
     tile.first.click(timeout=30_000)
 
 
+def set_visibility(page: Page, state: str) -> None:
+    """Make the page report `state` as its visibility (headless Chromium is always visible)."""
+    page.evaluate(
+        """state => {
+            Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+            Object.defineProperty(document, 'hidden', {configurable: true, get: () => state === 'hidden'});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }""",
+        state,
+    )
+
+
 def running_ids(page: Page) -> list[str]:
     return [
         el.get_attribute("data-session-id") or ""
@@ -99,6 +111,22 @@ def test_two_firefox_tabs_share_one_list_poll(server_factory) -> None:
         assert 2 <= len(lists) <= expected + 2, f"{len(lists)} lists, gaps {gaps}"
         print(f"list requests in {WINDOW_S:g} s: {len(lists)}, gaps {gaps}")
         assert lookups == [], f"per-tab look-ups while the store polls: {len(lookups)}"
+
+        # A hidden page stands by: after at most one more (lingering) request, none until it is
+        # shown again (Lumino's Poll reads document.visibilityState on 'visibilitychange').
+        set_visibility(page, "hidden")
+        hidden_at = time.monotonic()
+        page.wait_for_timeout(4 * FOLLOW_INTERVAL_S * 1000)
+        late = api.lists(since=hidden_at + FOLLOW_INTERVAL_S + 1)
+        assert late == [], f"{len(late)} list requests while the page was hidden"
+        set_visibility(page, "visible")
+        shown_at = time.monotonic()
+
+        def polling_again() -> bool:
+            page.wait_for_timeout(200)
+            return bool(api.lists(since=shown_at))
+
+        wait_until(polling_again, 2 * FOLLOW_INTERVAL_S + 5, "the poll to resume once shown")
 
         # A session stopped elsewhere: its tab learns it from the store, the other runs on.
         stopped, other = ids
