@@ -18,6 +18,7 @@ import itertools
 import logging
 from collections.abc import Callable
 
+from .activity import read_last_activity
 from .context import ManagerContext
 from .ending import Stopper
 from .errors import FFSystemdError
@@ -102,6 +103,7 @@ class Adopter:
             state=SessionState.RUNNING,
             adopted=True,
             unit_started=True,
+            last_activity=read_last_activity(paths),  # as the server before us recorded it
         )
         self.ctx.sessions[sid] = session
         await self.ctx.systemd.watch_unit(session.unit)

@@ -44,6 +44,7 @@ class ManagerSettings:
     server_id: str = ""  # whose sessions these are (ffsystemd.identity); "" = unnamed (tests)
     pool_size: int = 0  # sessions kept started ahead (ffsystemd.pool); 0: every launch is cold
     pool_max_age: float = 1800.0  # seconds a pooled session may wait before it is replaced
+    activity_interval: float = 5.0  # at most one last_activity write per session per this (activity.py)
 
     def owns(self, owner: str | None) -> bool:
         """An owner read from a unit or a directory is this server (None matches an unnamed one)."""

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .activity import ActivityRecorder
 from .adoption import Adopter
 from .context import ManagerContext, ManagerSettings
 from .ending import Stopper
@@ -92,6 +93,7 @@ class SessionManager:
         self.launcher = Launcher(self.ctx, self.watcher, self.stopper, self._environ, before=self.start)
         self.pool = WarmPool(self.ctx, self.launcher, self.stopper, new_session=self.ctx.new_session)
         self.observers.add(self.pool.on_event)
+        self.activity = ActivityRecorder(self.ctx)
         systemd.add_event_handler(self.watcher.on_event)
         systemd.add_connect_callback(self.adopter.resync)
 
@@ -145,6 +147,7 @@ class SessionManager:
                     await asyncio.wait_for(self.cleanup(live, force=True), 10)
         for task in list(self.ctx.background):
             task.cancel()
+        self.activity.close()
         await self.systemd.close()
 
     async def _housekeeping_loop(self) -> None:
@@ -195,21 +198,26 @@ class SessionManager:
         """Note proxied traffic of a session (HTTP or websocket, either direction)."""
         session = self._sessions.get(session_id)
         if session is not None:
-            session.last_activity = datetime.now(timezone.utc)
+            self._touch(session)
+
+    def _touch(self, session: Session) -> None:
+        """Activity now: in memory at once, in its session.json for `ffsystemd list` (rate-limited)."""
+        session.last_activity = datetime.now(timezone.utc)
+        self.activity.touched(session)
 
     def connection_opened(self, session_id: str) -> None:
         """Count an open websocket connection to a session's Xpra."""
         session = self._sessions.get(session_id)
         if session is not None:
             session.connections += 1
-            session.last_activity = datetime.now(timezone.utc)
+            self._touch(session)
 
     def connection_closed(self, session_id: str) -> None:
         """Uncount a websocket connection that closed."""
         session = self._sessions.get(session_id)
         if session is not None and session.connections > 0:
             session.connections -= 1
-            session.last_activity = datetime.now(timezone.utc)
+            self._touch(session)
 
     async def status(self, session_id: str) -> dict[str, Any]:
         """Return the session JSON; live figures are at most stats_interval old."""

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from .ownership import METADATA_FILE, read_metadata, session_metadata
-from .session_dirs import SessionPaths
+from .session_dirs import SessionPaths, replace_session_file
 from .systemd_api import UnitSnapshot
 
 if TYPE_CHECKING:
@@ -178,7 +178,8 @@ def write_metadata(session: Session, server_id: str) -> None:
         created=iso(session.created) or "",
         pooled=session.pooled,
     )
-    (session.paths.base / METADATA_FILE).write_text(json.dumps(metadata))
+    if not replace_session_file(session.paths, METADATA_FILE, json.dumps(metadata).encode()):
+        raise FileNotFoundError(f"session directory {session.paths.base} is gone")
 
 
 def read_created_and_url(paths: SessionPaths, default_url: str) -> tuple[datetime, str]:

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,6 +239,78 @@ def discard_session_dir(paths: SessionPaths, keep_profile: bool) -> bool:
         remove_session_credentials(paths)
         return paths.base.exists()
     return remove_session_dir(paths)
+
+
+MAX_SESSION_FILE_BYTES = 65536
+_READ_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def _session_dir_fd(paths: SessionPaths, action: str) -> Iterator[int | None]:
+    """The descriptor of the session's own real directory under the checked root (None: none)."""
+    name = _session_dir_name(paths, action)
+    try:
+        with private_dir(paths.root) as root_fd:
+            base_fd = open_child_dir(root_fd, name)
+    except FileNotFoundError:
+        base_fd = None
+    if base_fd is not None and os.fstat(base_fd).st_uid != os.geteuid():
+        os.close(base_fd)
+        base_fd = None
+    try:
+        yield base_fd
+    finally:
+        if base_fd is not None:
+            os.close(base_fd)
+
+
+def read_session_file(paths: SessionPaths, name: str) -> bytes | None:
+    """The bytes of a regular file of ours directly in the session directory (at most 64 KiB).
+
+    None when the directory or the file is missing, or the file is a symlink, not a regular
+    file, not ours or too large; never follows a symlink, never blocks on a FIFO.
+    """
+    with _session_dir_fd(paths, "read") as base_fd:
+        if base_fd is None:
+            return None
+        try:
+            fd = os.open(name, _READ_FILE, dir_fd=base_fd)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                return None
+            data = os.read(fd, MAX_SESSION_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
+    return None if len(data) > MAX_SESSION_FILE_BYTES else data
+
+
+def replace_session_file(paths: SessionPaths, name: str, data: bytes) -> bool:
+    """Atomically replace (or create) a file directly in the session directory (mode 0600).
+
+    Written to a fresh `.<name>.tmp` (whatever had that name is unlinked first, so nothing
+    planted there is followed or written through) and renamed over `name`, all relative to the
+    session directory's descriptor: readers see the old or the new content, never a part.
+    Returns False (writing nothing) when the session directory is gone or not ours.
+    """
+    temp = f".{name}.tmp"
+    with _session_dir_fd(paths, "write into") as base_fd:
+        if base_fd is None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            _remove_entry(base_fd, temp)
+        fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=base_fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.rename(temp, name, src_dir_fd=base_fd, dst_dir_fd=base_fd)
+    return True
 
 
 def list_session_dirs(root: Path) -> list[str]:

@@ -4,7 +4,9 @@ A session is *ours* when its unit has our name (`app-ffsystemd-firefox-<id>.scop
 `session-<id>` directory owned by this user (a real directory, not a symlink) exists under
 one of the session roots looked at. Units with our prefix but no directory there belong to
 another launcher and are only ever listed. The owning server is read the way servers read
-it (ffsystemd.ownership: `session.json`'s `server_id`, else the unit's Description).
+it (ffsystemd.ownership: `session.json`'s `server_id`, else the unit's Description), the last
+activity from `session.json`'s `last_activity`, which the owning server keeps up to date
+(ffsystemd.activity: at most a few seconds behind the server's own view).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..activity import read_session_metadata
 from ..errors import NoSuchUnit, SystemdError
 from ..identity import is_valid_server_id, server_id_from_description, state_dir
 from ..liveness import is_alive, lock_path
-from ..ownership import read_metadata
 from ..session import ACTIVE_STATE_TO_STATE
-from ..session_dirs import list_session_dirs, session_paths
+from ..session_dirs import SessionPaths, list_session_dirs, session_paths
 from ..systemd import SystemdClient, UnitInfo, UnitSnapshot
 from ..units import UNIT_GLOB, session_id_of, unit_name
 
@@ -138,12 +140,12 @@ async def collect(
         for info in await client.list_units_by_patterns([UNIT_GLOB])
         if (sid := session_id_of(info.name)) is not None
     }
-    dirs: dict[str, Path] = {}
+    dirs: dict[str, SessionPaths] = {}
     for root in roots:
         for sid in list_session_dirs(root):
-            base = session_paths(root, sid).base
-            if sid not in dirs and is_own_directory(base):
-                dirs[sid] = base
+            paths = session_paths(root, sid)
+            if sid not in dirs and is_own_directory(paths.base):
+                dirs[sid] = paths
     ids = sorted(set(units) | set(dirs)) if include_foreign else sorted(dirs)
     snapshots = await asyncio.gather(
         *(unit_snapshot(client, units[sid].name) if sid in units else _nothing() for sid in ids)
@@ -155,8 +157,9 @@ async def collect(
     alive: dict[str, bool | None] = {}
     records = []
     for sid, unit in zip(ids, snapshots, strict=True):
-        base = dirs.get(sid)
-        metadata = (read_metadata(base) or {}) if base is not None else {}
+        paths = dirs.get(sid)
+        metadata = (read_session_metadata(paths) or {}) if paths is not None else {}
+        base = None if paths is None else paths.base
         record = session_record(
             sid, info=units.get(sid), unit=unit, session_dir=base, metadata=metadata, now=now
         )

@@ -3,6 +3,7 @@ matches the REST API's, and a session the CLI stops is reported as ended by the 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -91,4 +92,30 @@ async def test_a_failed_launch_keeps_its_xpra_log_for_ffsystemd_logs(
     xpra_env(FAKE_XPRA_EXIT_AT_START="")
     await launched(api)
     assert len(failed_logs(session_root)) == 1
+    assert (await api.cleanup(all=True)).code == 200
+
+
+async def test_list_shows_the_last_activity_the_server_saw(
+    api: Api, fake_systemd: FakeSystemd, session_root: Path, tmp_path: Path, manager: Any
+) -> None:
+    manager.settings = dataclasses.replace(manager.settings, activity_interval=0.3)
+    session = await launched(api)
+
+    async def cli_view() -> dict[str, Any]:
+        code, out, err = await run_cli(fake_systemd, session_root, tmp_path, "list", "--json")
+        assert code == cli.EXIT_OK, err
+        return {s["id"]: s for s in json.loads(out)["sessions"]}[session["id"]]
+
+    assert (await cli_view())["last_activity"] is None
+    for _ in range(3):  # traffic, e.g. websocket frames: the first is written at once, the rest later
+        manager.record_activity(session["id"])
+    rest = (await api.session(session["id"])).json["last_activity"]
+    assert rest is not None
+
+    async def same() -> bool:
+        return (await cli_view())["last_activity"] == rest
+
+    await eventually(same, 10, "the CLI to show the server's last activity")
+    code, out, _ = await run_cli(fake_systemd, session_root, tmp_path, "list")
+    assert code == cli.EXIT_OK and rest in out  # the table's LAST ACTIVITY column
     assert (await api.cleanup(all=True)).code == 200

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from .world import JupyterServer, unit_gone, wait_until
 
@@ -58,6 +59,20 @@ def test_list_matches_the_rest_api_and_stop_ends_a_session_the_server_notices(
         assert mine["tasks_current"] is None or mine["tasks_current"] > 0
         assert mine["age_seconds"] >= 0
     assert cli[first["id"]]["memory_max"] == 1024**3 and cli[first["id"]]["cpu_quota"] == 150
+
+    # Traffic through the real proxy: the server records it in session.json for the CLI
+    # (at once, then at most every few seconds), so both views agree on the last activity.
+    assert cli[first["id"]]["last_activity"] is None
+    page = requests.get(f"http://127.0.0.1:{server.port}{server.client_path(first)}", timeout=60)
+    assert page.status_code == 200, page.text[:300]
+    seen = server.status(first["id"])["last_activity"]
+    assert seen is not None
+    wait_until(
+        lambda: listed(server)[first["id"]]["last_activity"] == server.status(first["id"])["last_activity"],
+        30,
+        "the CLI to show the server's last activity",
+    )
+    assert listed(server)[second["id"]]["last_activity"] is None  # no traffic: none recorded
 
     table = ffsystemd("list", "--config", config_of(server))
     assert table.returncode == 0
