@@ -2,6 +2,8 @@
 
     def on_event(event: SessionEvent) -> None:
         match event:
+            case LaunchRequested(session_id, start_url): ...
+            case LaunchRefused(reason): ...       # no session: session_id is ""
             case SessionLaunched(session_id, seconds, outcome, failed_step): ...
             case SessionEnded(session_id, state, result, message): ...
             case SessionCleanedUp(session_id, forced, error): ...
@@ -25,6 +27,28 @@ log = logging.getLogger(__name__)
 
 
 LaunchOutcome = Literal["running", "failed", "cancelled"]
+RefusalReason = Literal["max-sessions", "bad-request"]
+
+
+@dataclass(frozen=True)
+class LaunchRequested:
+    """A launch request was accepted: its session id is allocated and the launch begins.
+
+    `start_url` is the page Firefox will open, whole: observers that log it must redact it
+    (ffsystemd.event_log.url_for_log)."""
+
+    session_id: str
+    start_url: str
+
+
+@dataclass(frozen=True)
+class LaunchRefused:
+    """A launch request was refused before any session existed: `reason` max-sessions (429,
+    `message` says the limit) or bad-request (400: the body or its url is not acceptable)."""
+
+    reason: RefusalReason
+    message: str = ""
+    session_id: str = ""  # no session was allocated
 
 
 @dataclass(frozen=True)
@@ -74,7 +98,9 @@ class PoolClaimed:
     seconds: float = 0.0
 
 
-SessionEvent = SessionLaunched | SessionEnded | SessionCleanedUp | PoolClaimed
+SessionEvent = (
+    LaunchRequested | LaunchRefused | SessionLaunched | SessionEnded | SessionCleanedUp | PoolClaimed
+)
 Observer = Callable[[SessionEvent], None]
 
 

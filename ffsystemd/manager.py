@@ -35,7 +35,7 @@ from .errors import (
     SystemdUnavailable,
     UnknownSession,
 )
-from .events import Observers
+from .events import LaunchRefused, LaunchRequested, Observers, RefusalReason
 from .ids import is_valid_session_id
 from .launch import Launcher
 from .limits import UINT64_MAX
@@ -261,14 +261,18 @@ class SessionManager:
         a cleanup removes like any ended session's; nothing else is left behind.
         """
         if self.active_count() >= self.settings.max_sessions:
-            raise SessionLimitReached(
+            refusal = SessionLimitReached(
                 f"{self.settings.max_sessions} sessions are already running (max_sessions); close one first"
             )
+            self.refuse_launch("max-sessions", str(refusal))
+            raise refusal
         url = start_url or self.settings.start_url
         claimed = await self.pool.claim(url) if self.settings.pool_size > 0 else None
         if claimed is not None:
+            self.ctx.observers.emit(LaunchRequested(claimed.id, url))
             return self.to_json(claimed)
         session = self.ctx.new_session(url, warm=False)
+        self.ctx.observers.emit(LaunchRequested(session.id, url))
         if not wait:
             self.ctx.spawn(self._launch_in_background(session))
             return self.to_json(session)
@@ -290,6 +294,11 @@ class SessionManager:
             session.ended_at = time.monotonic()
             self._sessions[session.id] = session
             self.stopper.trim_ended()
+
+    def refuse_launch(self, reason: RefusalReason, message: str = "") -> None:
+        """Tell the observers a launch request was refused before it became a session
+        (max-sessions here; bad-request from the HTTP layer, which checks the body)."""
+        self.ctx.observers.emit(LaunchRefused(reason, message))
 
     # --- cleanup ----------------------------------------------------------------
     async def cleanup(

@@ -11,6 +11,9 @@ metrics join that registry when this module is imported (once per process):
                                                     running, failed (step = the failed step) or
                                                     cancelled (a cleanup stopped it); step "" else
     ffsystemd_launch_duration_seconds{outcome}      histogram: request to that outcome
+    ffsystemd_launches_refused_total{reason}        counter: launch requests refused before a
+                                                    session existed: max-sessions (429) or
+                                                    bad-request (400: body or url refused)
     ffsystemd_sessions_ended_total{result}          counter: sessions that ended by themselves,
                                                     by result (success, oom-kill, timeout,
                                                     signal, exit-code, idle-timeout, ...)
@@ -36,7 +39,8 @@ metrics join that registry when this module is imported (once per process):
 Label values are bounded: counters never carry a session id, unknown steps and results are
 counted as `other`. The per-session figures are the manager's cached ones; each scrape also
 starts a refresh in the background, so they are at most one scrape (plus `stats_interval`)
-old. Launches refused before they start (429 at max_sessions) are not counted.
+old. Requests refused without authentication (403) or for the size of their body (413, which
+can be answered before authentication) are not counted as refused launches.
 """
 
 from __future__ import annotations
@@ -51,7 +55,14 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .events import PoolClaimed, SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
+from .events import (
+    LaunchRefused,
+    PoolClaimed,
+    SessionCleanedUp,
+    SessionEnded,
+    SessionEvent,
+    SessionLaunched,
+)
 
 STATES = ("starting", "running", "stopping", "stopped", "failed")
 LAUNCH_OUTCOMES = ("running", "failed", "cancelled")
@@ -86,6 +97,12 @@ LAUNCH_DURATION = Histogram(
     ["outcome"],
     buckets=DURATION_BUCKETS,
 )
+LAUNCHES_REFUSED = Counter(
+    "ffsystemd_launches_refused",
+    "Launch requests refused before a session existed: max-sessions (429) or bad-request (400).",
+    ["reason"],
+)
+REFUSAL_REASONS = ("max-sessions", "bad-request")
 SESSIONS_ENDED = Counter(
     "ffsystemd_sessions_ended",
     "Sessions that ended without a cleanup request, by result (oom-kill, timeout, signal, ...).",
@@ -118,6 +135,8 @@ for _outcome in POOL_OUTCOMES:
 for _outcome in LAUNCH_OUTCOMES:  # the series exist (at 0) before the first launch
     LAUNCHES.labels(outcome=_outcome, step="")
     LAUNCH_DURATION.labels(outcome=_outcome)
+for _reason in REFUSAL_REASONS:
+    LAUNCHES_REFUSED.labels(reason=_reason)
 for _direction in WEBSOCKET_DIRECTIONS:
     WEBSOCKET_BYTES.labels(direction=_direction)
 
@@ -139,6 +158,8 @@ def observe(event: SessionEvent) -> None:
         step = "" if outcome == "running" else _bounded(event.failed_step, LAUNCH_STEPS)
         LAUNCHES.labels(outcome=outcome, step=step).inc()
         LAUNCH_DURATION.labels(outcome=outcome).observe(max(0.0, event.seconds))
+    elif isinstance(event, LaunchRefused):
+        LAUNCHES_REFUSED.labels(reason=event.reason if event.reason in REFUSAL_REASONS else "other").inc()
     elif isinstance(event, SessionEnded):
         SESSIONS_ENDED.labels(result=_bounded(event.result, END_RESULTS, none="unknown")).inc()
     elif isinstance(event, SessionCleanedUp):

@@ -235,14 +235,22 @@ async def test_start_leaves_units_that_are_not_its_own_alone(world: World) -> No
 
 
 async def test_observers_hear_launches_ends_and_cleanups(world: World) -> None:
-    from ffsystemd.events import SessionCleanedUp, SessionEnded, SessionEvent, SessionLaunched
+    from ffsystemd.events import (
+        LaunchRefused,
+        LaunchRequested,
+        SessionCleanedUp,
+        SessionEnded,
+        SessionEvent,
+        SessionLaunched,
+    )
 
     manager = world.make()
     events: list[SessionEvent] = []
     remove = manager.observers.add(events.append)
     manager.observers.add(lambda event: 1 / 0)  # a broken observer disturbs nobody
-    session = await world.launch(manager)
-    (launched,) = events
+    session = await world.launch(manager, "https://example.org/")
+    requested, launched = events
+    assert requested == LaunchRequested(session["id"], "https://example.org/")
     assert isinstance(launched, SessionLaunched) and launched.session_id == session["id"]
     assert launched.outcome == "running" and launched.failed_step is None and launched.seconds > 0
 
@@ -263,6 +271,14 @@ async def test_observers_hear_launches_ends_and_cleanups(world: World) -> None:
         "failed",
         "unit-start",
     )
+    assert isinstance(events[-2], LaunchRequested) and events[-2].session_id == failed.session_id
+
+    full = world.make(max_sessions=0)
+    heard: list[SessionEvent] = []
+    full.observers.add(heard.append)
+    with pytest.raises(SessionLimitReached):
+        await full.launch()
+    assert heard == [LaunchRefused("max-sessions", heard[0].message)] and "max_sessions" in heard[0].message
     remove()
     await manager.cleanup(manager.session_ids())
     assert isinstance(events[-1], SessionLaunched)  # removed: heard nothing more

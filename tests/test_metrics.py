@@ -10,8 +10,14 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from ffsystemd import metrics
-from ffsystemd.event_log import log_event
-from ffsystemd.events import SessionCleanedUp, SessionEnded, SessionLaunched
+from ffsystemd.event_log import log_event, session_line, url_for_log
+from ffsystemd.events import (
+    LaunchRefused,
+    LaunchRequested,
+    SessionCleanedUp,
+    SessionEnded,
+    SessionLaunched,
+)
 
 SID = "0123456789ab"
 
@@ -199,3 +205,71 @@ def test_every_event_is_logged_once_with_id_and_unit(
     assert SID in message and f"app-ffsystemd-firefox-{SID}.scope" in message
     for word in words:
         assert word in message
+
+
+def test_refused_launches_are_counted_by_bounded_reason() -> None:
+    delta = Delta(
+        ("ffsystemd_launches_refused_total", {"reason": "max-sessions"}),
+        ("ffsystemd_launches_refused_total", {"reason": "bad-request"}),
+        ("ffsystemd_launches_refused_total", {"reason": "other"}),
+        ("ffsystemd_launches_total", {"outcome": "failed", "step": "other"}),
+    )
+    metrics.observe(LaunchRefused("max-sessions", "4 sessions are already running"))
+    metrics.observe(LaunchRefused("bad-request"))
+    metrics.observe(LaunchRefused("bad-request"))
+    metrics.observe(LaunchRefused("made-up"))  # type: ignore[arg-type]
+    metrics.observe(LaunchRequested(SID, "https://example.org/"))  # counted when it finishes
+    assert delta() == [1, 2, 1, 0]
+    assert "# TYPE ffsystemd_launches_refused_total counter" in generate_latest(REGISTRY).decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("https://example.org/", "https://example.org/"),
+        ("https://example.org", "https://example.org/"),
+        ("https://user:secret@Example.org:8443/reset?token=abc#x", "https://example.org:8443/…"),
+        ("http://[::1]:8080/a", "http://[::1]:8080/…"),
+        ("https://example.org/?q=private", "https://example.org/…"),
+        ("about:blank", "about:blank"),
+        ("about:x" + "y" * 60, "about:…"),
+        ("ftp://example.org/", "<unparsable>"),
+        ("https://example.org:notaport/", "<unparsable>"),
+        (None, "-"),
+    ],
+)
+def test_start_urls_are_logged_without_path_query_or_credentials(url: str | None, logged: str) -> None:
+    assert url_for_log(url) == logged
+
+
+def test_an_accepted_launch_request_is_logged_once_with_id_unit_and_host_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="ffsystemd.sessions"):
+        log_event(LaunchRequested(SID, "https://me:pw@example.org/private?token=s3cret"))
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert record.levelno == logging.INFO
+    assert f"session {SID} (app-ffsystemd-firefox-{SID}.scope): launch requested" in message
+    assert "https://example.org/…" in message
+    for secret in ("pw", "private", "s3cret", "me:"):
+        assert secret not in message
+
+
+def test_refused_launch_requests_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="ffsystemd.sessions"):
+        log_event(LaunchRefused("max-sessions", "4 sessions are already running (max_sessions)"))
+        log_event(LaunchRefused("bad-request", "url must be ..., got 'https://x/?token=1'"))
+    limit, bad = caplog.records
+    assert limit.levelno == logging.WARNING and "max_sessions reached" in limit.getMessage()
+    assert bad.levelno == logging.INFO and bad.getMessage() == "launch request refused: bad request"
+
+
+def test_session_line_is_the_shape_other_parts_log_with(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="ffsystemd.sessions"):
+        session_line(logging.INFO, SID, " claimed from the pool after %.2f s", 0.25)
+    (record,) = caplog.records
+    assert (
+        record.getMessage()
+        == f"session {SID} (app-ffsystemd-firefox-{SID}.scope) claimed from the pool after 0.25 s"
+    )

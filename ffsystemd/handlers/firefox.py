@@ -22,17 +22,21 @@ class FirefoxHandler(FFSystemdAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.json_body()
-        self.reject_unknown_keys(body, {"url", "wait"})
-        wait = body.get("wait", True)
-        if not isinstance(wait, bool):
-            raise web.HTTPError(400, "wait must be true or false")
-        url = None
-        if body.get("url") is not None:
-            try:
-                url = check_start_url(body["url"])
-            except ValueError as exc:
-                raise web.HTTPError(400, str(exc)) from None
+        try:
+            body = self.json_body()
+            self.reject_unknown_keys(body, {"url", "wait"})
+            wait = body.get("wait", True)
+            if not isinstance(wait, bool):
+                raise web.HTTPError(400, "wait must be true or false")
+            url = None
+            if body.get("url") is not None:
+                try:
+                    url = check_start_url(body["url"])
+                except ValueError as exc:
+                    raise web.HTTPError(400, str(exc)) from None
+        except web.HTTPError as exc:  # counted (ffsystemd_launches_refused_total), then answered
+            self.manager.refuse_launch("bad-request", exc.log_message or "")
+            raise
         session = await self.manager.launch(url, wait=wait)
         # 201: running (a claimed pooled session is at once); 202 (wait false): still starting,
         # its page may already be opened.

@@ -6,6 +6,7 @@ tests compare the values before and after what they do.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from fakes.dbus_world import FakeSystemd
 from fakes.polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Api
+from .conftest import FIREFOX_ROUTE, Api
 from .test_firefox import launched
 
 
@@ -88,3 +89,28 @@ async def test_unauthenticated_scrape_when_configured(http_server_client: Any, j
     response = await http_server_client.fetch(jp_base_url + "metrics", raise_error=False)
     assert response.code == 200
     assert b"ffsystemd_launches_total" in response.body
+
+
+async def test_refused_launches_are_counted_and_logged(
+    api: Api, xpra_env: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = await scrape(api)
+    with caplog.at_level(logging.INFO, logger="ffsystemd.sessions"):
+        assert (await api.call("POST", FIREFOX_ROUTE, raw="{nope")).code == 400
+        assert (await api.launch("ftp://x/?token=secret")).code == 400
+        sessions = [await launched(api, "https://user:pw@example.org/secret?t=1"), await launched(api)]
+        assert (await api.launch()).code == 429  # max_sessions is 2
+    after = await scrape(api)
+    assert delta(before, after, "ffsystemd_launches_refused_total", reason="bad-request") == 2
+    assert delta(before, after, "ffsystemd_launches_refused_total", reason="max-sessions") == 1
+    assert delta(before, after, "ffsystemd_launches_total", outcome="running", step="") == 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "ffsystemd.sessions"]
+    requested = [line for line in lines if "launch requested" in line]
+    assert len(requested) == 2
+    assert f"session {sessions[0]['id']} ({sessions[0]['unit']}): launch requested" in requested[0]
+    assert "https://example.org/…" in requested[0]
+    assert not any("pw" in line or "secret" in line for line in lines)
+    assert sum("ready after" in line for line in lines) == 2
+    assert sum("refused: max_sessions reached" in line for line in lines) == 1
+    assert sum(line == "launch request refused: bad request" for line in lines) == 2
+    assert (await api.cleanup(all=True)).code == 200
