@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .session_page import CLIENT_SHIM_JS, CLIENT_SHIM_PATH, static_content_type
+from .session_page import OUR_SCRIPTS, static_content_type
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ def load_client_files(directory: Path) -> ClientFiles:
             if total > MAX_TOTAL_BYTES or len(files) >= MAX_FILES:
                 raise ValueError(f"{directory} holds more client files than ffsystemd serves")
             files[relative] = _static(body, content_type)
-    files[CLIENT_SHIM_PATH] = _static(CLIENT_SHIM_JS, "text/javascript; charset=utf-8")
+    for path, script in OUR_SCRIPTS.items():
+        files[path] = _static(script, "text/javascript; charset=utf-8")
     digest = hashlib.sha256()
     for relative in sorted(files):
         digest.update(f"{relative}\0{files[relative].etag}\0".encode())

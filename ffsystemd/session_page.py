@@ -33,6 +33,15 @@ CLIENT_SHIM_PATH = "_ffsystemd/client-shim.js"
 CLIENT_SHIM_JS = (Path(__file__).parent / "client_shim.js").read_bytes()
 """ffsystemd/client_shim.js: the Worker stand-in and text-only titles (see the module docstring)."""
 
+CLIENT_VIEW_PATH = "_ffsystemd/client-view.js"
+CLIENT_VIEW_JS = (Path(__file__).parent / "client_view.js").read_bytes()
+"""ffsystemd/client_view.js: Firefox's window fills the frame without Xpra's title bar, and a
+paste reaches the X clipboard before its key press (see the file's comment)."""
+
+OUR_SCRIPTS: dict[str, bytes] = {CLIENT_SHIM_PATH: CLIENT_SHIM_JS, CLIENT_VIEW_PATH: CLIENT_VIEW_JS}
+"""Our own scripts, by their path under the capability path, in the order the page loads them
+(before every script of the client). Served by us, never by Xpra."""
+
 CONTENT_TYPES: dict[str, str] = {
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
@@ -81,22 +90,22 @@ def static_content_type(path: str) -> str | None:
 
 
 def rewrite_index(html: bytes, static_base: str | None = None) -> tuple[bytes, list[str]]:
-    """Xpra's index.html with our shim loaded first, and the CSP hashes of its inline scripts.
+    """Xpra's index.html with our scripts loaded first, and the CSP hashes of its inline scripts.
 
-    The `<script src>` goes right after `<head>` (before every script of the client). With
-    `static_base` (the URL path of ffsystemd.client_files, trailing slash), the shim and every
-    relative `src`/`href` of the page's `<script>` and `<link>` tags point there instead of
-    next to the page, so they come from the browser's cache or the Jupyter server, never from
-    the session's Xpra. The hashes are `sha256-<base64>` of each inline script's text exactly
-    as served. Raises PageError if the page has no `<head>`.
+    One `<script src>` per OUR_SCRIPTS goes right after `<head>` (before every script of the
+    client), in order. With `static_base` (the URL path of ffsystemd.client_files, trailing
+    slash), our scripts and every relative `src`/`href` of the page's `<script>` and `<link>`
+    tags point there instead of next to the page, so they come from the browser's cache or the
+    Jupyter server, never from the session's Xpra. The hashes are `sha256-<base64>` of each
+    inline script's text exactly as served. Raises PageError if the page has no `<head>`.
     """
     head = _HEAD_RE.search(html)
     if head is None:
         raise PageError("the client's index.html has no <head>")
     if static_base is not None:
         html = _TAG_RE.sub(lambda tag: _point_to(tag.group(0), static_base.encode()), html)
-    shim = f"{static_base or ''}{CLIENT_SHIM_PATH}"
-    tag = f'\n<script src="{shim}"></script>\n'.encode()
+    base = static_base or ""
+    tag = "".join(f'\n<script src="{base}{path}"></script>' for path in OUR_SCRIPTS).encode() + b"\n"
     head = _HEAD_RE.search(html)
     assert head is not None
     page = html[: head.end()] + tag + html[head.end() :]

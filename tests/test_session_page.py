@@ -11,7 +11,10 @@ import pytest
 from ffsystemd.session_page import (
     CLIENT_SHIM_JS,
     CLIENT_SHIM_PATH,
+    CLIENT_VIEW_JS,
+    CLIENT_VIEW_PATH,
     LOCKED_DOWN_POLICY,
+    OUR_SCRIPTS,
     PageError,
     content_security_policy,
     inline_script_hashes,
@@ -37,6 +40,17 @@ def test_the_shim_goes_right_after_head_before_every_script() -> None:
     )
     assert page.index(CLIENT_SHIM_PATH.encode()) < page.index(b"a.js")
     assert hashes == []
+
+
+def test_our_scripts_load_in_order_before_the_clients_and_are_served_as_files() -> None:
+    page, hashes = rewrite_index(b"<html><head><script src='js/Client.js'></script></head></html>")
+    positions = [page.index(f'<script src="{path}"></script>'.encode()) for path in OUR_SCRIPTS]
+    assert list(OUR_SCRIPTS) == [CLIENT_SHIM_PATH, CLIENT_VIEW_PATH]
+    assert positions == sorted(positions) and positions[-1] < page.index(b"js/Client.js")
+    assert hashes == []  # nothing inline: the policy needs no hash and no 'unsafe-inline' for them
+    assert all(path.startswith("_ffsystemd/") and path.endswith(".js") for path in OUR_SCRIPTS)
+    assert OUR_SCRIPTS[CLIENT_VIEW_PATH] == CLIENT_VIEW_JS
+    assert b"fill_screen" in CLIENT_VIEW_JS and b'addEventListener("paste"' in CLIENT_VIEW_JS
 
 
 def test_inline_scripts_are_hashed_as_served_and_src_scripts_are_not() -> None:

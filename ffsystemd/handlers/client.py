@@ -36,9 +36,8 @@ from ..ids import SESSION_ID_PATTERN, is_valid_session_id
 from ..manager import SessionManager
 from ..metrics import count_websocket_bytes
 from ..session_page import (
-    CLIENT_SHIM_JS,
-    CLIENT_SHIM_PATH,
     LOCKED_DOWN_POLICY,
+    OUR_SCRIPTS,
     PageError,
     content_security_policy,
     is_index,
@@ -182,8 +181,8 @@ class SessionClientHandler(NoBodyMixin):
         if is_index(path) and not is_canonical(self.request.query):
             self.redirect(f"{self.client_path}?{client_query(self.request.query)}")
             return
-        if path == CLIENT_SHIM_PATH:
-            self._reply("text/javascript; charset=utf-8", CLIENT_SHIM_JS, with_body)
+        if path in OUR_SCRIPTS:
+            self._reply("text/javascript; charset=utf-8", OUR_SCRIPTS[path], with_body)
             return
         files = self.client_files
         if files is not None and is_index(path):

@@ -22,7 +22,7 @@ from fakes.ws_xpra import BIG_SIZE, INLINE_SCRIPT, big_body
 from tornado.httpclient import AsyncHTTPClient
 
 from ffsystemd.client_options import DEFAULT_CLIENT_OPTIONS
-from ffsystemd.session_page import CLIENT_SHIM_JS, CLIENT_SHIM_PATH
+from ffsystemd.session_page import CLIENT_SHIM_JS, CLIENT_SHIM_PATH, CLIENT_VIEW_JS, CLIENT_VIEW_PATH
 
 from .proxy_world import *  # noqa: F403
 from .proxy_world import CAPABILITY_CHARS, World
@@ -106,6 +106,15 @@ async def test_the_worker_stand_in_is_ours(world: World, session: dict[str, Any]
     assert response.headers["Content-Type"].startswith("text/javascript")
     assert response.body == CLIENT_SHIM_JS
     assert b"result: false" in response.body
+    assert await world.backend_requests(session["id"]) == before
+
+
+async def test_the_view_script_is_ours_too(world: World, session: dict[str, Any], client: str) -> None:
+    before = await world.backend_requests(session["id"])
+    response = await world.http(client + CLIENT_VIEW_PATH, token=False)
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("text/javascript")
+    assert response.body == CLIENT_VIEW_JS
     assert await world.backend_requests(session["id"]) == before
 
 

@@ -19,7 +19,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from ffsystemd.client_files import HTML5_DIRS, ClientFiles, load_client_files
-from ffsystemd.session_page import CLIENT_SHIM_JS, CLIENT_SHIM_PATH
+from ffsystemd.session_page import (
+    CLIENT_SHIM_JS,
+    CLIENT_SHIM_PATH,
+    CLIENT_VIEW_JS,
+    CLIENT_VIEW_PATH,
+    OUR_SCRIPTS,
+)
 
 from .proxy_world import *  # noqa: F403
 from .proxy_world import World
@@ -100,6 +106,8 @@ async def test_files_are_served_without_credentials_cacheable_and_locked_down(wo
     assert (css.code, css.headers["Content-Type"]) == (200, "text/css; charset=utf-8")
     shim = await world.http(static_url(world, CLIENT_SHIM_PATH), token=False)
     assert (shim.code, shim.body) == (200, CLIENT_SHIM_JS)
+    view = await world.http(static_url(world, CLIENT_VIEW_PATH), token=False)
+    assert (view.code, view.body) == (200, CLIENT_VIEW_JS)
 
 
 async def test_head_answers_the_length_without_a_body(world: World) -> None:
@@ -180,7 +188,9 @@ async def test_the_version_names_the_content(www: Path) -> None:
     assert load_client_files(www).version == first.version
     (www / "js" / "Client.js").write_bytes(b"var client = 'changed';\n")
     assert load_client_files(www).version != first.version
-    assert sorted(first.files) == [CLIENT_SHIM_PATH, "css/client.css", "js/Client.js", "js/inside.js"]
+    assert sorted(first.files) == sorted(
+        [CLIENT_SHIM_PATH, CLIENT_VIEW_PATH, "css/client.css", "js/Client.js", "js/inside.js"]
+    )
 
 
 # --- the page under the capability ----------------------------------------------------------------------
@@ -195,7 +205,7 @@ async def test_the_page_comes_from_memory_and_points_to_the_static_route(
     body = response.body
     head = body.index(b"<head>") + len(b"<head>")
     assert body[body.index(b"<script", head) :].startswith(
-        f'<script src="{static}{CLIENT_SHIM_PATH}"></script>'.encode()
+        "".join(f'<script src="{static}{path}"></script>\n' for path in OUR_SCRIPTS).encode()
     )
     assert f'href="{static}css/client.css"'.encode() in body
     assert f'src="{static}js/Client.js"'.encode() in body
@@ -240,7 +250,7 @@ async def test_every_file_the_real_page_names_is_served_as_on_disk(
         response = await world.http(url, token=False)
         assert response.code == 200, url
         relative = url[len(static) :]
-        if relative != CLIENT_SHIM_PATH:
+        if relative not in OUR_SCRIPTS:
             assert response.body == (real_www / relative).read_bytes(), url
     assert await world.backend_requests(session["id"]) == [["GET", "/"]] * len(
         await world.backend_requests(session["id"])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -69,3 +72,41 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterServer]]:
 def server(server_factory: Callable[..., JupyterServer]) -> JupyterServer:
     """One real Jupyter server with distinctive limits (1G memory, 512 tasks, 1280x800 screen)."""
     return server_factory(memory_max="1G", tasks_max=512, cpu_quota="150%", screen_size="1280x800")
+
+
+# A page that is one focused text area and reports its value after every input.
+KEYS_PAGE = (
+    b"<!doctype html><title>keys page</title>"
+    b'<textarea id=t autofocus style="position:fixed;left:0;top:0;width:100vw;height:100vh"></textarea>'
+    b"<script>const t = document.getElementById('t');"
+    b"t.addEventListener('input', () => fetch('/value', {method: 'POST', body: JSON.stringify(t.value)}));"
+    b"</script>"
+)
+
+
+@pytest.fixture
+def keys_site() -> Iterator[tuple[str, list[str]]]:
+    """The page on 127.0.0.1: (URL, every value the text area reported)."""
+    values: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(KEYS_PAGE)))
+            self.end_headers()
+            self.wfile.write(KEYS_PAGE)
+
+        def do_POST(self) -> None:
+            values.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/", values
+    httpd.shutdown()
+    httpd.server_close()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -14,44 +11,8 @@ from .world import JupyterServer, wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.browser]
 
-# A page that is one focused text area and reports its value after every input.
-KEYS_PAGE = (
-    b"<!doctype html><title>keys page</title>"
-    b'<textarea id=t autofocus style="position:fixed;left:0;top:0;width:100vw;height:100vh"></textarea>'
-    b"<script>const t = document.getElementById('t');"
-    b"t.addEventListener('input', () => fetch('/value', {method: 'POST', body: JSON.stringify(t.value)}));"
-    b"</script>"
-)
 TITLES = "() => window.client ? Object.values(client.id_to_window).map(w => w.title || '') : []"
 TYPED = "The quick brown fox 0123456789"
-
-
-@pytest.fixture
-def keys_site() -> Iterator[tuple[str, list[str]]]:
-    """The page on 127.0.0.1: (URL, every value the text area reported)."""
-    values: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(KEYS_PAGE)))
-            self.end_headers()
-            self.wfile.write(KEYS_PAGE)
-
-        def do_POST(self) -> None:
-            values.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/", values
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_text_typed_right_after_the_window_appears_arrives_complete(

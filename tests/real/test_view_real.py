@@ -1,0 +1,115 @@
+"""Real tier, in real JupyterLab: Firefox is the whole tab (no Xpra title bar, it fills the iframe
+and follows its size), and the clipboard works both ways."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Frame, Page
+
+from .browser import chromium, save_artifact
+from .test_lab_real import PANEL, wait_for_firefox
+from .world import JupyterServer, wait_until
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+FIREFOX = "Object.values(client.id_to_window).find(w => /Firefox|keys page/.test(w.title || ''))"
+# Where Firefox's window is in the frame, what the server was told, and what of Xpra's chrome shows.
+GEOMETRY = f"""() => {{
+  const w = {FIREFOX};
+  if (!w) return null;
+  const box = w.div[0].getBoundingClientRect();
+  const shown = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  return {{
+    left: box.left, top: box.top, width: box.width, height: box.height,
+    inner: [window.innerWidth, window.innerHeight], xpra: [w.x, w.y, w.w, w.h],
+    canvas: [w.canvas.width, w.canvas.height],
+    heads: [...document.querySelectorAll('.windowhead')].filter(shown).length,
+    menu: [...document.querySelectorAll('#float_menu')].filter(shown).length,
+    maximized: w.maximized,
+  }};
+}}"""
+
+
+def open_firefox_tab(page: Page, server: JupyterServer, start_url: str | None = None) -> Frame:
+    """JupyterLab in `page`, the Firefox launcher tile clicked: the running tab's client frame."""
+    page.goto(f"{server.url}lab?token={server.token}")
+    tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+    tile.first.click(timeout=60_000)
+    page.locator(f"{PANEL}[data-state='running']").wait_for(timeout=90_000)
+    return wait_for_firefox(page)
+
+
+def fills(frame: Frame, slack: int = 2) -> dict | None:
+    """The geometry if Firefox's window covers the frame within `slack` px and nothing of Xpra's shows."""
+    g = frame.evaluate(GEOMETRY)
+    if not g:
+        return None
+    width, height = g["inner"]
+    ok = (
+        abs(g["left"]) <= slack
+        and abs(g["top"]) <= slack
+        and abs(g["width"] - width) <= slack
+        and abs(g["height"] - height) <= slack
+        and abs(g["xpra"][2] - width) <= slack
+        and abs(g["xpra"][3] - height) <= slack
+        and g["heads"] == 0
+        and g["menu"] == 0
+    )
+    return g if ok else None
+
+
+UNPAINTED = {(0, 0, 0), (2, 29, 58)}  # a cleared canvas, and the client's page behind it
+
+
+def painted_to_the_edges(page: Page) -> bool:
+    """The frame's last rows and columns show Firefox, not a cleared canvas or Xpra's page."""
+    image = Image.open(io.BytesIO(page.locator(".jp-FFSystemd-frame").screenshot())).convert("RGB")
+    width, height = image.size
+    edge = [image.getpixel((x, height - 3)) for x in range(0, width, 4)]
+    edge += [image.getpixel((width - 3, y)) for y in range(0, height, 4)]
+    return sum(pixel in UNPAINTED for pixel in edge) < len(edge) // 20
+
+
+def test_firefox_is_the_whole_tab_and_follows_resizes_and_the_sidebar(
+    server_factory: Callable[..., JupyterServer],
+) -> None:
+    server = server_factory(screen_size="1920x1080")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        frame = open_firefox_tab(page, server)
+        wait_until(lambda: fills(frame), 60, f"Firefox to fill the tab, saw {frame.evaluate(GEOMETRY)}")
+        wait_until(lambda: painted_to_the_edges(page), 60, "Firefox to paint the whole tab")
+        iframe = page.locator(".jp-FFSystemd-frame").bounding_box()
+        panel = page.locator(PANEL).bounding_box()
+        assert iframe and panel
+        assert abs(iframe["width"] - panel["width"]) <= 2 and abs(iframe["height"] - panel["height"]) <= 2
+        save_artifact("view-whole-tab.png", page.screenshot())
+
+        widths = [frame.evaluate("() => window.innerWidth")]
+        page.set_viewport_size({"width": 1100, "height": 760})
+        wait_until(lambda: frame.evaluate("() => window.innerWidth") < widths[0], 30, "the tab to shrink")
+        wait_until(lambda: fills(frame), 30, f"Firefox to follow the smaller tab: {frame.evaluate(GEOMETRY)}")
+        wait_until(lambda: painted_to_the_edges(page), 60, "Firefox to paint the smaller tab")
+
+        # A sidebar opening or closing changes the tab's width: Firefox follows both ways.
+        sidebar_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='filebrowser']")
+        for _ in range(2):
+            before = frame.evaluate("() => window.innerWidth")
+            sidebar_tab.click()
+            wait_until(
+                lambda before=before: frame.evaluate("() => window.innerWidth") != before,
+                30,
+                "the sidebar to change the tab's width",
+            )
+            wait_until(lambda: fills(frame), 30, f"Firefox to follow the sidebar: {frame.evaluate(GEOMETRY)}")
+            wait_until(lambda: painted_to_the_edges(page), 60, "Firefox to paint the resized tab")
+            widths.append(frame.evaluate("() => window.innerWidth"))
+        assert len(set(widths)) >= 2, widths
+        save_artifact("view-after-sidebar.png", page.screenshot())
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
