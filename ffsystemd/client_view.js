@@ -5,10 +5,16 @@
       title bar and no border: it covers the frame to the pixel. A window that does not fill it
       (a dialog, a popup) keeps Xpra's title bar, so it can still be moved and closed.
    2. Text pasted into the frame (Ctrl+V, Shift+Insert) reaches the X clipboard before the key
-      that pastes it: the browser's paste event carries the text without any permission; the
-      client would only ask navigator.clipboard.readText(), which needs the clipboard-read
-      permission, resolves after its key press has already gone to Firefox, and is missing
-      outside secure contexts. */
+      that pastes it: the browser's paste event carries the text without any permission, and
+      the paste key's packets wait for it; the client would only ask
+      navigator.clipboard.readText(), which needs the clipboard-read permission, resolves
+      after its key press has already gone to Firefox, and is missing outside secure contexts.
+      Text travels as UTF-8 both ways (the client garbled non-ASCII text).
+   3. Keys repeat where the user holds them, in the browser: the client asks the server not to
+      keep keys pressed in the X server (hello capability keyboard_sync=false: every press is
+      pressed and released at once, modifiers excepted). With the server's default, a key stays
+      down in Xvfb until its release packet arrives, and Xvfb repeats it after 500 ms: on a
+      loaded machine one slow packet typed "Fiiiiiiii" (measured). */
 (function () {
   "use strict";
 
@@ -62,6 +68,42 @@
     };
   }
 
+  /* Key packets held back while a paste is under way: the paste key's own press and release
+     wait for the paste event (so the token goes first), at most PASTE_WAIT_MS. */
+  var PASTE_WAIT_MS = 250;
+  var heldKeys = null;
+  var holdGeneration = 0;
+  var originalSend = null;
+
+  function isPasteKey(event) {
+    var key = String(event.key || "").toLowerCase();
+    return (key === "v" && (event.ctrlKey || event.metaKey)) || (key === "insert" && event.shiftKey);
+  }
+
+  function releaseKeys(client) {
+    var packets = heldKeys;
+    heldKeys = null;
+    (packets || []).forEach(function (args) {
+      originalSend.apply(client, args);
+    });
+  }
+
+  function onKeyDown(event) {
+    var client = window.client;
+    if (!client || !client.clipboard_enabled || !originalSend || !isPasteKey(event)) {
+      return;
+    }
+    if (heldKeys === null) {
+      heldKeys = [];
+    }
+    var generation = ++holdGeneration;
+    window.setTimeout(function () {
+      if (generation === holdGeneration) {
+        releaseKeys(client);
+      }
+    }, PASTE_WAIT_MS);
+  }
+
   function textOf(event) {
     var data = (event.originalEvent || event).clipboardData || null;
     if (!data || typeof data.getData !== "function") {
@@ -84,13 +126,94 @@
     var data = unescape(encodeURIComponent(text));
     client.clipboard_buffer = data;
     client.send_clipboard_token(data);
+    holdGeneration++;
+    releaseKeys(client);
   }
 
+  /* When Firefox pastes, the server asks for the text the client announced with its last
+     token: answer with exactly that (UTF-8, as the token carried it). The client would read
+     the browser's clipboard again and send that text without encoding it (non-ASCII text
+     reached Firefox broken, measured) or, without the read permission, nothing. */
+  function answerClipboardRequest(packet, ctx) {
+    var requestId = packet[1];
+    var selection = packet[2];
+    var text = selection === "CLIPBOARD" ? ctx.clipboard_buffer || "" : "";
+    ctx.send_clipboard_string(requestId, selection, text, "UTF8_STRING");
+  }
+
+  function decodeUtf8(data) {
+    try {
+      return decodeURIComponent(escape(data));
+    } catch (e) {
+      return data;
+    }
+  }
+
+  /* Text Firefox copied (the server's token carries it, as UTF-8 bytes): into the browser's
+     clipboard as the text it is; the client would write the UTF-8 bytes as if they were
+     characters (non-ASCII text arrived garbled). Anything but text: the client's own way. */
+  function clipboardTokenHandler(original) {
+    return function (packet, ctx) {
+      var target = packet[3];
+      var dtype = String(packet[4] || "").toLowerCase();
+      var isText = dtype.indexOf("text") >= 0 || dtype.indexOf("string") >= 0;
+      if (!ctx.clipboard_enabled || packet.length < 8 || !isText ||
+          ctx.clipboard_targets.indexOf(target) < 0) {
+        return original.apply(this, arguments);
+      }
+      var selection = packet[1];
+      var wire = packet[7];
+      ctx.clipboard_server_buffers[selection] = [target, packet[4], packet[5], packet[6], wire];
+      var data = wire;
+      try {
+        data = window.Utilities.Uint8ToString(wire);
+      } catch (e) {
+        data = wire;
+      }
+      if (ctx.clipboard_buffer === data) {
+        return undefined;
+      }
+      ctx.clipboard_datatype = packet[4];
+      ctx.clipboard_buffer = data;
+      ctx.clipboard_pending = true;
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(decodeUtf8(data)).then(function () {
+          ctx.clipboard_pending = false;
+        }, function () {});
+      }
+      return undefined;
+    };
+  }
+
+  function patchClient(proto) {
+    originalSend = proto.send;
+    proto.send = function (packet) {
+      if (heldKeys !== null && packet && packet[0] === "key-action") {
+        heldKeys.push(Array.prototype.slice.call(arguments));
+        return undefined;
+      }
+      return originalSend.apply(this, arguments);
+    };
+    proto._process_clipboard_request = answerClipboardRequest;
+    proto._process_clipboard_token = clipboardTokenHandler(proto._process_clipboard_token);
+    var makeHello = proto._make_hello;
+    proto._make_hello = function () {
+      var result = makeHello.apply(this, arguments);
+      this._update_capabilities({ keyboard_sync: false });
+      return result;
+    };
+  }
+
+  document.addEventListener("keydown", onKeyDown, true);
   document.addEventListener("paste", onPaste, true);
   document.addEventListener("DOMContentLoaded", function () {
     var proto = window.XpraWindow && window.XpraWindow.prototype;
     if (proto && window.jQuery && typeof proto.fill_screen === "function") {
       patchWindows(proto);
+    }
+    var client = window.XpraClient && window.XpraClient.prototype;
+    if (client && typeof client._make_hello === "function" && typeof client._update_capabilities === "function") {
+      patchClient(client);
     }
   });
 })();

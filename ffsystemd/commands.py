@@ -173,6 +173,8 @@ def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str, child: str 
         "--dbus-proxy=no",
         "--dbus-control=no",
         "--opengl=no",
+        "--clipboard=yes",  # the tab's copy and paste (not left to /etc/xpra); extra args may turn it off
+        "--clipboard-direction=both",
         "--session-name=Firefox",
         f"--xvfb={xvfb_command(settings)}",
         "--resize-display=yes",

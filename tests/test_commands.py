@@ -108,6 +108,14 @@ def test_xvfb_command_default_screen():
     assert shlex.split(xvfb)[0] == "Xvfb"
 
 
+def test_xpra_argv_forwards_the_clipboard_both_ways_unless_extra_args_say_otherwise():
+    argv = xpra_argv(SETTINGS, PATHS, URL)
+    assert _one(argv, "--clipboard=") == "yes"
+    assert _one(argv, "--clipboard-direction=") == "both"
+    later = xpra_argv(XpraSettings(extra_xpra_args=("--clipboard=no",)), PATHS, URL)
+    assert later.index("--clipboard=no") > later.index("--clipboard=yes")  # the last one wins in Xpra
+
+
 def test_xpra_argv_extra_args_appended():
     settings = XpraSettings(extra_xpra_args=("--dpi=120", "--clipboard=no"))
     argv = xpra_argv(settings, PATHS, URL)

@@ -113,3 +113,69 @@ def test_firefox_is_the_whole_tab_and_follows_resizes_and_the_sidebar(
         save_artifact("view-after-sidebar.png", page.screenshot())
         session_id = page.locator(PANEL).get_attribute("data-session-id")
     server.cleanup(id=session_id)
+
+
+READ_CLIPBOARD = "() => navigator.clipboard.readText()"
+
+
+def test_the_clipboard_works_both_ways(
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+) -> None:
+    """Firefox's copy reaches the user's clipboard, and the user's clipboard pastes into Firefox."""
+    url, values = keys_site
+    server = server_factory(screen_size="1280x800", start_url=url)
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        frame = open_firefox_tab(page, server)
+        frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /keys page/.test(w.title); }}")
+        copied = "copied in Firefox 42"
+        page.keyboard.type(copied, delay=30)
+        wait_until(lambda: values and values[-1] == copied, 30, f"the page to hold {copied!r}")
+
+        # Firefox -> the user's clipboard: select all, copy (Xpra's server sends it, the client writes it).
+        page.evaluate("() => navigator.clipboard.writeText('before the copy')")
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Control+c")
+        wait_until(lambda: page.evaluate(READ_CLIPBOARD) == copied, 30, "Firefox's copy in the clipboard")
+
+        # The user's clipboard -> Firefox: Ctrl+V in the tab pastes what the user copied elsewhere.
+        pasted = "pasted from the browser: ünïcode €"
+        page.evaluate("text => navigator.clipboard.writeText(text)", pasted)
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Control+v")
+        wait_until(lambda: values[-1] == pasted, 30, f"Firefox's page to hold {pasted!r}, saw {values[-3:]}")
+
+        # And non-ASCII text copied in Firefox arrives as the same text.
+        page.evaluate("() => navigator.clipboard.writeText('something else')")
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Control+c")
+        wait_until(lambda: page.evaluate(READ_CLIPBOARD) == pasted, 30, "Firefox's non-ASCII copy")
+        save_artifact("view-clipboard.png", page.screenshot())
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
+
+
+def test_ctrl_v_pastes_without_the_read_permission(
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+) -> None:
+    """A user who never granted clipboard-read still pastes with Ctrl+V (the paste event's text)."""
+    url, values = keys_site
+    server = server_factory(screen_size="1280x800", start_url=url)
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.grant_permissions(["clipboard-write"])  # what Chromium grants a focused page anyway
+        page = context.new_page()
+        frame = open_firefox_tab(page, server)
+        frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /keys page/.test(w.title); }}")
+        read = "() => navigator.clipboard.readText().then(() => 'read', () => 'denied')"
+        assert frame.evaluate(read) == "denied"
+        page.keyboard.type("x", delay=30)
+        wait_until(lambda: values and values[-1] == "x", 30, "the page to hold 'x'")
+        pasted = "no read permission needed ✓"
+        page.evaluate("text => navigator.clipboard.writeText(text)", pasted)
+        page.keyboard.press("Control+v")
+        wait_until(lambda: values[-1] == "x" + pasted, 30, f"the paste to arrive, saw {values[-3:]}")
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
