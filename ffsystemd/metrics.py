@@ -30,6 +30,10 @@ metrics join that registry when this module is imported (once per process):
                                                     (outcome ok or error)
     ffsystemd_websocket_bytes_total{direction}      counter: bytes through the websocket tunnel
                                                     (to_session, to_browser)
+    ffsystemd_client_files_total{answer}            counter: requests for the client's static
+                                                    files (`.../client/<version>/...`), by
+                                                    answer: 200, 304, 404, other (a browser
+                                                    that caches them asks once)
     ffsystemd_session_memory_bytes{session}         gauges of *running* sessions only (at most
     ffsystemd_session_memory_max_bytes{session}     max_sessions series per server, gone when the
     ffsystemd_session_tasks{session}                session ends): systemd's MemoryCurrent,
@@ -119,6 +123,12 @@ WEBSOCKET_BYTES = Counter(
     ["direction"],
 )
 WEBSOCKET_DIRECTIONS = ("to_session", "to_browser")
+CLIENT_FILE_ANSWERS = ("200", "304", "404")
+CLIENT_FILES = Counter(
+    "ffsystemd_client_files",
+    "Requests for the Xpra client's static files, by answer (200, 304, 404, other).",
+    ["answer"],
+)
 POOL_OUTCOMES = ("hit", "miss", "failed")
 POOL_CLAIMS = Counter(
     "ffsystemd_pool_claims",
@@ -139,6 +149,8 @@ for _reason in REFUSAL_REASONS:
     LAUNCHES_REFUSED.labels(reason=_reason)
 for _direction in WEBSOCKET_DIRECTIONS:
     WEBSOCKET_BYTES.labels(direction=_direction)
+for _answer in CLIENT_FILE_ANSWERS:
+    CLIENT_FILES.labels(answer=_answer)
 
 
 def _bounded(value: str | None, known: frozenset[str], none: str = "") -> str:
@@ -171,6 +183,12 @@ def count_websocket_bytes(direction: str, count: int) -> None:
     """Add proxied websocket bytes (`to_session` or `to_browser`); for the tunnel's callback."""
     if direction in WEBSOCKET_DIRECTIONS and count > 0:
         WEBSOCKET_BYTES.labels(direction=direction).inc(count)
+
+
+def count_client_file(status: int) -> None:
+    """Count one answer of the static client route (its HTTP status, bounded)."""
+    answer = str(status)
+    CLIENT_FILES.labels(answer=answer if answer in CLIENT_FILE_ANSWERS else "other").inc()
 
 
 class SessionCollector(Collector):

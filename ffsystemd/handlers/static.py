@@ -20,6 +20,7 @@ from typing import Any
 from tornado import web
 
 from ..client_files import ClientFiles
+from ..metrics import count_client_file
 from ..session_page import LOCKED_DOWN_POLICY, security_headers
 from .proxy import NoBodyMixin
 
@@ -77,6 +78,10 @@ class StaticClientHandler(NoBodyMixin):
             self.write(found.body)
         else:
             self.set_header("Content-Length", str(len(found.body)))
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        count_client_file(self.get_status())
 
     def compute_etag(self) -> str | None:
         """Our ETag is set per file (tornado's own would hash the body again)."""

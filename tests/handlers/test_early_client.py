@@ -79,6 +79,7 @@ async def test_a_launch_that_fails_answers_the_waiting_websocket_and_leaves_a_re
         await world.ws(client)
     assert caught.value.code == 502
     assert time.monotonic() - started < 8  # bounded by ready_timeout, not by the client's wait
+
     async def final() -> dict[str, Any] | None:
         record = await world.status(session["id"])
         return record if record["state"] == "failed" else None

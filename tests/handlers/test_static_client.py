@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ffsystemd.client_files import HTML5_DIRS, ClientFiles, load_client_files
 from ffsystemd.session_page import (
@@ -160,6 +161,19 @@ async def test_anything_else_is_404(world: World, path: str) -> None:
     assert response.code == 404, (path, response.code, response.body[:80])
     assert json.loads(response.body)["message"]
     assert_locked_down(response)
+
+
+async def test_answers_are_counted(world: World) -> None:
+    def count(answer: str) -> float:
+        return REGISTRY.get_sample_value("ffsystemd_client_files_total", {"answer": answer}) or 0.0
+
+    before = {answer: count(answer) for answer in ("200", "304", "404")}
+    ok = await world.http(static_url(world, "js/Client.js"), token=False)
+    await world.http(
+        static_url(world, "js/Client.js"), token=False, headers={"If-None-Match": ok.headers["ETag"]}
+    )
+    await world.http(static_url(world, "js/missing.js"), token=False)
+    assert {answer: count(answer) - before[answer] for answer in before} == {"200": 1, "304": 1, "404": 1}
 
 
 async def test_another_version_is_404(world: World) -> None:
