@@ -1,0 +1,76 @@
+"""The client's files in real JupyterLab in Chromium: from the Jupyter server's static route.
+
+Two launches from one JupyterLab page: each tab's client (in its opaque origin) loads every
+script from `.../firefox-launcher/client/<version>/` — never next to its page, never from the
+session's Xpra — and connects. What the browser caches is measured and stated, not assumed:
+Chromium caches no subresource of an opaque-origin document (README, Threat model), so the
+second launch asks the server for the scripts again (from its memory, while the session starts).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Frame, Page
+
+from .browser import chromium
+from .test_lab_real import PANEL, wait_for_firefox
+from .world import JupyterServer
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+SCRIPTS = (
+    "() => performance.getEntriesByType('resource')"
+    ".filter(e => e.initiatorType === 'script').map(e => e.name)"
+)
+STATIC = re.compile(r"/firefox-launcher/client/[0-9a-f]{20}/")
+
+
+def served(server: JupyterServer, answer: str = "200") -> float:
+    """ffsystemd_client_files_total{answer} as the server's /metrics reports it."""
+    text = server.get("metrics").text
+    match = re.search(rf'^ffsystemd_client_files_total\{{answer="{answer}"\}} (\S+)$', text, re.M)
+    assert match, "no ffsystemd_client_files_total in /metrics"
+    return float(match.group(1))
+
+
+def check_client(frame: Frame) -> list[str]:
+    """The frame's scripts: all from the static route; the frame is the opaque-origin client."""
+    assert frame.evaluate("() => String(self.origin)") == "null"
+    scripts = frame.evaluate(SCRIPTS)
+    assert len(scripts) > 20, scripts
+    assert all(STATIC.search(url) for url in scripts), [u for u in scripts if not STATIC.search(u)]
+    return scripts
+
+
+def test_each_launch_loads_the_client_from_the_static_route(server_factory) -> None:
+    server: JupyterServer = server_factory()
+    with chromium() as browser:
+        page: Page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}lab?token={server.token}")
+        tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+        before = served(server)
+        tile.first.click(timeout=60_000)
+        first_scripts = check_client(wait_for_firefox(page))
+        first = served(server) - before
+        assert first >= len(first_scripts)
+
+        # The session ends (stopped from elsewhere); the tab offers a new Firefox: same page,
+        # same browser cache, a second launch.
+        first_id = page.locator(PANEL).get_attribute("data-session-id")
+        server.cleanup(id=first_id)
+        restart = page.locator(".jp-FFSystemd-restart")
+        restart.wait_for(timeout=60_000)
+        before = served(server)
+        restart.click()
+        page.locator(f"{PANEL}[data-state='running']:not([data-session-id='{first_id}'])").wait_for(
+            timeout=90_000
+        )
+        second_scripts = check_client(wait_for_firefox(page))
+        second = served(server) - before
+        assert sorted(second_scripts) == sorted(first_scripts)  # the same files, same version
+        # Measured: Chromium fetched them again (an opaque origin's subresources are not cached).
+        assert second >= len(second_scripts), (first, second)
+        # (404s are counted too: the client's CSS names a background.png Xpra does not ship.)
+        server.cleanup(all=True)
