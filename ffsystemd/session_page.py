@@ -95,8 +95,8 @@ def rewrite_index(html: bytes, static_base: str | None = None) -> tuple[bytes, l
     One `<script src>` per OUR_SCRIPTS goes right after `<head>` (before every script of the
     client), in order. With `static_base` (the URL path of ffsystemd.client_files, trailing
     slash), our scripts and every relative `src`/`href` of the page's `<script>` and `<link>`
-    tags point there instead of next to the page, so they come from the browser's cache or the
-    Jupyter server, never from the session's Xpra. The hashes are `sha256-<base64>` of each
+    tags point there instead of next to the page, so they come from the Jupyter server's memory
+    (while the session still starts), never from the session's Xpra. The hashes are `sha256-<base64>` of each
     inline script's text exactly as served. Raises PageError if the page has no `<head>`.
     """
     head = _HEAD_RE.search(html)

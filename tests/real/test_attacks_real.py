@@ -509,6 +509,68 @@ def test_every_session_document_is_sandboxed_and_strict(world: World) -> None:
         assert reply.headers.get("Referrer-Policy") == "no-referrer", f"{url}: {dict(reply.headers)}"
 
 
+STATIC_FILE = re.compile(r'(?:src|href)="(/[^"]*firefox-launcher/client/[0-9a-f]{20}/[^"]+)"')
+TRY_JUPYTER = """async (base) => {
+  const body = JSON.stringify({type: 'file', format: 'text', content: 'x'});
+  const write = {method: 'PUT', body, headers: {'Content-Type': 'application/json'}};
+  const tries = {};
+  for (const [name, init] of [['read', {}], ['write', write]]) {
+    try {
+      const url = base + 'api/contents/' + name + '-from-static.txt';
+      const r = await fetch(url, Object.assign({credentials: 'include'}, init));
+      tries[name] = r.status;
+    } catch (e) {
+      tries[name] = 'refused';
+    }
+  }
+  return tries;
+}"""
+
+
+def test_the_static_client_files_open_nothing(world: World) -> None:
+    """The client's static files need no credential; whoever opens or frames them gets inert files.
+
+    A link to one opened by the logged-in user's browser is a document in an opaque origin
+    that runs nothing of its own (and script forced into it cannot use the user's login);
+    another origin cannot frame one; no answer sets a cookie or opens CORS.
+    """
+    base = f"http://127.0.0.1:{world.server.port}"
+    page_html = requests.get(base + capability_url(world), timeout=30).text
+    statics = sorted(set(STATIC_FILE.findall(page_html)))
+    assert len(statics) > 20, statics
+    cookies = cookie_header(world.context.cookies())
+    for path in statics[:: max(1, len(statics) // 8)]:
+        reply = requests.get(base + path, headers={"Cookie": cookies}, timeout=30)
+        assert reply.status_code == 200, path
+        assert reply.headers["Content-Security-Policy"].startswith("sandbox;"), path
+        assert reply.raw.headers.getlist("Set-Cookie") == [], path
+        assert not reply.headers.get("Access-Control-Allow-Origin"), path
+    script = next(u for u in statics if u.endswith("/js/Client.js"))
+    page = world.context.new_page()
+    try:
+        response = page.goto(base + script)
+        assert response is not None and response.ok
+        assert page.evaluate("() => String(self.origin)") == "null"
+        assert page.evaluate("() => typeof window.XpraClient") == "undefined"  # shown, not run
+        tries = page.evaluate(TRY_JUPYTER, f"{base}{world.server.base_url}")
+        assert tries == {"read": "refused", "write": "refused"}, tries
+        assert not world.written_files()
+        from_static = [c for c in world.api_calls if "/firefox-launcher/client/" in c["frame"]]
+        assert all(not (isinstance(c["status"], int) and c["status"] < 400) for c in from_static), from_static
+    finally:
+        page.close()
+    framing = world.context.new_page()
+    refusals: list[str] = []
+    framing.on("console", lambda m: refusals.append(m.text) if FRAME_REFUSED.search(m.text) else None)
+    try:
+        target = quote(base + script, safe="")
+        response = framing.goto(f"{world.site.origin}/frame?src={target}", wait_until="load")
+        assert response is not None and response.ok
+        poll(framing, lambda: refusals, "Chromium to refuse the frame", 15)
+    finally:
+        framing.close()
+
+
 def test_no_process_of_the_session_listens_on_the_network(world: World, direct_view: Page) -> None:
     # A page in Firefox (or another local user) reaches anything listening on 127.0.0.1: the
     # display, Xpra and Firefox's remote control must be reachable only through their sockets.
