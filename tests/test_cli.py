@@ -431,3 +431,25 @@ def test_a_server_without_a_lock_file_here_is_not_judged_dead(world: World, caps
     code = cli.main(["stop", elsewhere, "--bus-address", world.fake.address, "--config", str(world.config)])
     assert code == cli.EXIT_OK, capsys.readouterr()
     world.fake.wait_unit_gone(unit_name(elsewhere))
+
+
+def test_doctor_warns_of_sessions_whose_server_is_gone(world: World, capsys: Any) -> None:
+    from ffsystemd.identity import state_dir
+    from ffsystemd.liveness import try_lock
+
+    dead = try_lock(state_dir(), "dead-2")
+    assert dead is not None
+    dead.release()  # its lock file is here and free: that server is gone
+    orphan = world.session(server="dead-2")
+    code, body = world.run_json("doctor", capsys=capsys)
+    check = {c["name"]: c for c in body["checks"]}["orphans"]
+    assert check["verdict"] == "warning" and f"{orphan} (server dead-2)" in check["detail"]
+    assert check["fix"][0] == "ffsystemd stop --orphans"
+    assert code == cli.EXIT_OK  # launches still work
+    code, out, _ = world.run("doctor", capsys=capsys)
+    assert "WARNING  orphans: 1 session(s) of servers that are gone" in out
+    assert "fix:  ffsystemd stop --orphans" in out
+    assert world.run("stop", "--orphans", capsys=capsys)[0] == cli.EXIT_OK
+    world.fake.wait_unit_gone(unit_name(orphan))
+    code, body = world.run_json("doctor", capsys=capsys)
+    assert {c["name"]: c for c in body["checks"]}["orphans"]["verdict"] == "ok"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -343,3 +346,53 @@ def test_the_command_names_no_d_bus_property_or_interface() -> None:
         assert "get_all(" not in text and "_IFACE" not in text, source.name
         for name in _SNAPSHOT_PROPERTIES:
             assert f'"{name}"' not in text, (source.name, name)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory under /tmp short enough for session roots (socket paths must fit)."""
+    path = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path)
+
+
+def test_a_refused_session_root_gets_the_exact_fix(short_dir: Path) -> None:
+    from ffsystemd.cli.doctor import CHOOSE_ROOT
+
+    tmp_path = short_dir
+
+    def fix(root: Path) -> list[str]:
+        check = session_root_check(root)
+        assert check.verdict == "error", check
+        return fix_commands({"name": "session_root", "verdict": "error", "detail": check.detail}, 1, "a")
+
+    open_root = tmp_path / "open"
+    open_root.mkdir(mode=0o700)
+    open_root.chmod(0o777)
+    assert fix(open_root) == [
+        f"ls -la {open_root}   # check that nobody planted anything in it",
+        f"chmod 700 {open_root}",
+    ]
+    under = tmp_path / "shared"
+    under.mkdir(mode=0o700)
+    under.chmod(0o777)  # no sticky bit
+    assert fix(under / "root")[0] == f"chmod go-w {under}   # sudo if it is not yours"
+    link = tmp_path / "link"
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link.symlink_to(real)
+    assert fix(link) == [
+        f"c.FirefoxLauncher.session_root = {str(real)!r}   # the real directory, in the Jupyter config"
+    ]
+    (tmp_path / "file").write_text("")
+    assert fix(tmp_path / "file") == [CHOOSE_ROOT]
+
+
+def test_orphans_check_names_the_sessions_of_servers_that_are_gone() -> None:
+    from ffsystemd.cli.doctor import orphans_check
+
+    assert orphans_check(RECORDS[:2]).verdict == "ok"
+    check = orphans_check(RECORDS)
+    assert check.verdict == "warning"
+    assert "1 session(s)" in check.detail and "eeeeeeeeeeee (server gone)" in check.detail
+    assert "ffffffffffff" not in check.detail  # not ours

@@ -165,12 +165,17 @@ async def _stop(args: Any, config: CliConfig, client: SystemdClient, out: TextIO
 
 
 async def _doctor(args: Any, config: CliConfig, client: SystemdClient, out: TextIO, err: TextIO) -> int:
+    try:
+        sessions: list[dict[str, Any]] | None = await collect(client, config.session_roots)
+    except FFSystemdError:  # no user manager: the checks say so
+        sessions = None
     report = await diagnose(
         client,
         xpra_command=config.xpra_command,
         firefox_command=config.firefox_command,
         needs_cpu=config.needs_cpu,
         session_roots=config.session_roots if config.explicit_root else (state_dir(),),
+        sessions=sessions,
     )
     report["config_files"] = list(config.sources)
     if args.json:

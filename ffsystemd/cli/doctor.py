@@ -1,7 +1,8 @@
 """`ffsystemd doctor`: the checks of `GET .../api/health`, plus the command that fixes each one.
 
 The checks themselves are ffsystemd.health's (one truth for the API and the CLI); this module
-adds two that only make sense from a shell (the session root and the aggregate slice) and,
+adds three that only make sense from a shell (the session root, the aggregate slice, sessions
+of servers that are gone) and,
 for every check that is not ok, the exact commands to run (Debian/Ubuntu package names).
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -67,10 +70,46 @@ def fix_commands(check: dict[str, Any], uid: int, user: str) -> list[str]:
             "# or set c.FirefoxLauncher.firefox_command = ['/path/to/firefox']",
         ]
     if name == "session_root":
-        return ["# set c.FirefoxLauncher.session_root (or --session-root) to a short directory you own"]
+        return session_root_fix(detail)
+    if name == "orphans":
+        return ["ffsystemd stop --orphans", "ffsystemd list   # to see them first"]
     if name == "aggregate_slice":
         return ["ffsystemd install-units", f"systemctl --user edit {SLICE}   # to tune it"]
     return []
+
+
+_OPEN_OWN_DIR = re.compile(r"^(?:.*?: )?(/\S*) is writable by other users \(mode \d+\); check")
+_OPEN_ANCESTOR = re.compile(r"^(?:.*?: )?(/\S*) is writable by other users \(mode \d+, no sticky bit\)")
+_SYMLINK = re.compile(r"^(?:.*?: )?(/\S*) is a symlink \(to ")
+CHOOSE_ROOT = "# set c.FirefoxLauncher.session_root (or --session-root) to a short directory you own"
+
+
+def session_root_fix(detail: str) -> list[str]:
+    """The commands that fix a refused session root, from the check's detail (pure)."""
+    if match := _OPEN_OWN_DIR.match(detail):
+        path = shlex.quote(match[1])
+        return [f"ls -la {path}   # check that nobody planted anything in it", f"chmod 700 {path}"]
+    if match := _OPEN_ANCESTOR.match(detail):
+        return [f"chmod go-w {shlex.quote(match[1])}   # sudo if it is not yours", CHOOSE_ROOT]
+    if match := _SYMLINK.match(detail):
+        real = os.path.realpath(match[1])
+        return [f"c.FirefoxLauncher.session_root = {real!r}   # the real directory, in the Jupyter config"]
+    return [CHOOSE_ROOT]
+
+
+def orphans_check(records: list[dict[str, Any]]) -> Check:
+    """Sessions whose owning server is gone (warning: they use memory until stopped)."""
+    orphans = [r for r in records if r["ours"] and r["server"] and r.get("server_alive") is False]
+    if not orphans:
+        return Check("orphans", "ok", "no session of a server that is gone")
+    listed = ", ".join(f"{r['id']} (server {r['server']})" for r in orphans[:5])
+    more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
+    return Check(
+        "orphans",
+        "warning",
+        f"{len(orphans)} session(s) of servers that are gone still exist: {listed}{more}",
+        "stop them (their servers cannot)",
+    )
 
 
 def session_root_check(root: Path) -> Check:
@@ -115,15 +154,20 @@ async def diagnose(
     firefox_command: list[str],
     needs_cpu: bool,
     session_roots: tuple[Path, ...],
+    sessions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run every check; return {"verdict", "uid", "checks": [{name, verdict, detail, hint, fix}]}.
 
-    The overall verdict is `error` exactly when a launch cannot work.
+    `sessions` (ffsystemd.cli.inventory.collect's records; None when the user manager could not
+    be asked) adds the `orphans` check. The overall verdict is `error` exactly when a launch
+    cannot work.
     """
     report = await run_checks(client, xpra_command, firefox_command, needs_cpu)
     checks = list(report["checks"])
     checks += [asdict(session_root_check(root)) for root in session_roots]
     checks.append(asdict(slice_check()))
+    if sessions is not None:
+        checks.append(asdict(orphans_check(sessions)))
     uid = os.getuid()
     try:
         user = getpass.getuser()
