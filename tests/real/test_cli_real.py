@@ -3,6 +3,7 @@ launched through a real Jupyter server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from .world import JupyterServer, unit_gone, wait_until
 
@@ -60,12 +62,20 @@ def test_list_matches_the_rest_api_and_stop_ends_a_session_the_server_notices(
         assert mine["age_seconds"] >= 0
     assert cli[first["id"]]["memory_max"] == 1024**3 and cli[first["id"]]["cpu_quota"] == 150
 
-    # Traffic through the real proxy: the server records it in session.json for the CLI
-    # (at once, then at most every few seconds), so both views agree on the last activity.
+    # A websocket through the real proxy to the session's Xpra: the server records the activity
+    # in session.json for the CLI (at once, then at most every few seconds), so both views agree.
     assert cli[first["id"]]["last_activity"] is None
-    page = requests.get(f"http://127.0.0.1:{server.port}{server.client_path(first)}", timeout=60)
-    assert page.status_code == 200, page.text[:300]
-    seen = server.status(first["id"])["last_activity"]
+    path = server.client_path(first).split("?", 1)[0]
+
+    async def open_and_close_websocket() -> str | None:
+        request = HTTPRequest(f"ws://127.0.0.1:{server.port}{path}", headers={"Origin": "null"})
+        ws = await websocket_connect(request, subprotocols=["binary"])
+        protocol = ws.selected_subprotocol
+        ws.close()
+        return protocol
+
+    assert asyncio.run(open_and_close_websocket()) == "binary"
+    seen = wait_until(lambda: server.status(first["id"])["last_activity"], 10, "the server to see traffic")
     assert seen is not None
     wait_until(
         lambda: listed(server)[first["id"]]["last_activity"] == server.status(first["id"])["last_activity"],
