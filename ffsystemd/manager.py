@@ -286,7 +286,8 @@ class SessionManager:
         except LaunchCancelled:
             return  # a cleanup stopped it: the cleanup forgets it
         except (LaunchError, SystemdUnavailable) as exc:
-            log.warning("ffsystemd: launch of session %s failed: %s", session.id, exc)
+            # ffsystemd.sessions logs the failure once (the SessionLaunched event); details here
+            log.debug("ffsystemd: launch of session %s failed: %s", session.id, exc)
             session.state = SessionState.FAILED
             session.owner = Owner.END  # final: nothing may end it again
             session.result = getattr(exc, "result", None)

@@ -282,3 +282,29 @@ async def test_observers_hear_launches_ends_and_cleanups(world: World) -> None:
     remove()
     await manager.cleanup(manager.session_ids())
     assert isinstance(events[-1], SessionLaunched)  # removed: heard nothing more
+
+
+async def test_a_failed_launch_nobody_waits_for_is_logged_once(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from ffsystemd.event_log import log_event
+
+    manager = world.make()
+    manager.observers.add(log_event)  # as the extension installs it
+    world.memory.set_start_result("failed")
+    with caplog.at_level(logging.INFO):
+        session = await manager.launch(wait=False)
+        # (the teardown drops the record before the failed one is put back: poll the ids first)
+        await eventually(
+            lambda: (
+                session["id"] in manager.session_ids() and manager.get(session["id"]).state.value == "failed"
+            ),
+            10,
+            "the failed record",
+        )
+    about = [r for r in caplog.records if session["id"] in r.getMessage() and r.levelno >= logging.WARNING]
+    assert [r.name for r in about] == ["ffsystemd.sessions"], [r.getMessage() for r in about]
+    assert "launch failed at step unit-start" in about[0].getMessage()
+    assert (await manager.cleanup([session["id"]]))[0] == [session["id"]]
