@@ -92,10 +92,13 @@ def test_two_firefox_tabs_share_one_list_poll(server_factory) -> None:
         listed = server.get("firefox-launcher/api/firefox").json()["sessions"]
         assert sorted(ids) == sorted(s["id"] for s in listed)
 
-        # After the launches' quick polls, the page polls at the followers' pace.
+        # After the launches' quick polls, the page polls at the followers' pace (two requests
+        # after the second launch one interval apart).
+        launched = time.monotonic()
+
         def settled() -> bool:
             page.wait_for_timeout(200)  # the sync API records requests only while it runs
-            lists = api.lists()
+            lists = api.lists(since=launched)
             return len(lists) >= 2 and lists[-1] - lists[-2] >= FOLLOW_INTERVAL_S * 0.8
 
         wait_until(settled, 60, "the list poll to slow down after the launches")
