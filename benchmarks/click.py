@@ -37,13 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # tests/real/world.py imports fakes.polling
 
 from ffsystemd.app import FirefoxLauncher  # noqa: E402
-from tests.real.browser import RecordingPage, chromium  # noqa: E402
+from tests.real.browser import RecordingPage, chromium, save_artifact  # noqa: E402
 from tests.real.world import JupyterServer, process_tree, wait_until  # noqa: E402
 
 STEPS = ("POST answered", "client connected", "window listed", "painted", "page shown")
@@ -71,6 +72,7 @@ PAINTED_JS = """() => {
   }
   return seen.size > 50 && Date.now();
 }"""
+TITLES_JS = "() => window.client ? Object.values(client.id_to_window).map(w => w.title || '') : null"
 SHOWN_JS = (
     "() => window.client && Object.values(client.id_to_window)"
     f".some(w => (w.title || '').includes({PAGE_TITLE!r})) && Date.now()"
@@ -204,8 +206,15 @@ def one_click(server: JupyterServer, browser: Any, index: int, settle: float) ->
         frame = handle.content_frame()
         assert frame is not None
         marks = [t_post]
-        for predicate in (CONNECTED_JS, LISTED_JS, PAINTED_JS, SHOWN_JS):
-            marks.append(frame.wait_for_function(predicate, polling=10, timeout=120_000).json_value() / 1000)
+        for step, predicate in zip(STEPS[1:], (CONNECTED_JS, LISTED_JS, PAINTED_JS, SHOWN_JS), strict=True):
+            try:
+                mark = frame.wait_for_function(predicate, polling=10, timeout=120_000).json_value()
+            except PlaywrightTimeout:
+                shot = save_artifact(f"click-timeout-{index}.png", page.screenshot())
+                titles = frame.evaluate(TITLES_JS)
+                why = f"click {index + 1}: no '{step}' within 120 s (window titles {titles}; {shot})"
+                raise SystemExit(why) from None
+            marks.append(mark / 1000)
         steps = [m - t_click for m in marks]
         (session,) = sessions(server)
         settled(session["main_pid"], settle)
