@@ -58,7 +58,8 @@ LISTED_JS = (
     "() => window.client && Object.values(client.id_to_window)"
     ".some(w => /Firefox/.test(w.title || '')) && Date.now()"
 )
-# Painted: the Firefox window's canvas holds more than a few colours (a blank one has one or two).
+# Painted: the Firefox window's canvas holds more than 16 colours (a blank one has one or two; the
+# toolbar and a plain page of text, sampled, have a few dozen).
 PAINTED_JS = """() => {
   if (!window.client) return false;
   const win = Object.values(client.id_to_window).find(w => /Firefox/.test(w.title || ''));
@@ -67,12 +68,24 @@ PAINTED_JS = """() => {
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   const seen = new Set();
   const step = 4 * 97;  // a sample of the pixels is enough to tell a page from a blank screen
-  for (let i = 0; i < data.length && seen.size <= 50; i += step) {
+  for (let i = 0; i < data.length && seen.size <= 16; i += step) {
     seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
   }
-  return seen.size > 50 && Date.now();
+  return seen.size > 16 && Date.now();
 }"""
-TITLES_JS = "() => window.client ? Object.values(client.id_to_window).map(w => w.title || '') : null"
+TITLES_JS = """() => window.client ? Object.values(client.id_to_window).map(w => {
+  const c = w.canvas;
+  let colours = null;
+  try {
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set();
+    for (let i = 0; i < data.length; i += 4 * 97) {
+      seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    }
+    colours = seen.size;
+  } catch (e) { colours = String(e); }
+  return [w.title || '', c ? c.width + 'x' + c.height : null, colours];
+}) : null"""
 SHOWN_JS = (
     "() => window.client && Object.values(client.id_to_window)"
     f".some(w => (w.title || '').includes({PAGE_TITLE!r})) && Date.now()"

@@ -12,11 +12,12 @@ import re
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from .browser import RecordingPage, chromium, distinct_colours, save_artifact
 from .test_lab_real import PANEL, XPRA_TITLES, sessions, wait_for_firefox
-from .world import JupyterServer, unit_gone, wait_until, xpra_windows
+from .world import JupyterServer, cgroup_of, process_tree, unit_gone, wait_until, xpra_windows
 
 pytestmark = pytest.mark.real
 
@@ -57,6 +58,16 @@ def test_a_warm_launch_opens_the_requested_page_and_shutdown_leaves_nothing(serv
         socket = server.session_root / f"session-{pooled}" / "sockets" / "xpra.sock"
         wait_until(lambda: any(TITLE in t for t in titles(socket)), 60, "Firefox to show the page")
         assert len([t for t in titles(socket) if "Firefox" in t]) == 1  # one window, no extra one
+
+        # Everything the warm start ran (its bus, Firefox, the remote client) is in the scope,
+        # and nothing listens on TCP.
+        procs = process_tree(session["main_pid"])
+        assert any(p.name() == "dbus-daemon" for p in procs), [p.name() for p in procs]
+        for proc in procs:
+            lines = cgroup_of(proc.pid)
+            assert any(line.endswith(f"/{pooled_unit}") for line in lines), (proc.name(), lines)
+            listening = [c for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            assert listening == [], (proc.name(), listening)
         print(f"warm launch answered after {answered:.2f} s, page requested after {requested:.2f} s")
 
         # The pool refills with a session of its own; the claimed one is the user's to close.
