@@ -267,7 +267,7 @@ class SessionManager:
             self.refuse_launch("max-sessions", str(refusal))
             raise refusal
         url = start_url or self.settings.start_url
-        claimed = await self.pool.claim(url) if self.settings.pool_size > 0 else None
+        claimed = await self.pool.claim(url, wait) if self.settings.pool_size > 0 else None
         if claimed is not None:
             self.ctx.observers.emit(LaunchRequested(claimed.id, url))
             return self.to_json(claimed)

@@ -32,14 +32,15 @@ from .events import PoolClaimed, PoolOutcome, SessionEnded, SessionEvent
 from .launch import Launcher
 from .session import Owner, Session, SessionState, write_metadata
 from .session_dirs import SessionPaths
-from .warm import BLANK_URL, OpenFailed, is_ready, open_url
+from .warm import BLANK_URL, OpenFailed, is_ready, send_url, url_taken
 
 log = logging.getLogger("ffsystemd.pool")
 
 MAX_BACKOFF = 60.0
 REFILL_DELAY = 3.0
 """Seconds a refill waits after a claim, so the claimed session's page loads first (2 cores)."""
-Opener = Callable[[SessionPaths, str], Awaitable[None]]
+Sender = Callable[[SessionPaths, str], None]
+Taken = Callable[[SessionPaths], Awaitable[None]]
 
 
 class WarmPool:
@@ -51,14 +52,15 @@ class WarmPool:
         launcher: Launcher,
         stopper: Stopper,
         new_session: Callable[[str], Session],
-        opener: Opener = open_url,
+        send: Sender = send_url,
+        taken: Taken = url_taken,
         ready: Callable[[SessionPaths], bool] = is_ready,
     ) -> None:
         self.ctx = ctx
         self.launcher = launcher
         self.stopper = stopper
         self.new_session = new_session  # registers a STARTING session (owner LAUNCH) for this URL
-        self.opener = opener
+        self.send, self.taken = send, taken  # hand a URL over, then wait until Firefox took it
         self.ready = ready
         self._filler: asyncio.Task[None] | None = None
         self._closing = False
@@ -94,10 +96,14 @@ class WarmPool:
         return {"ready": ready, "starting": len(members) - ready}
 
     # --- claim --------------------------------------------------------------------
-    async def claim(self, url: str) -> Session | None:
+    async def claim(self, url: str, wait: bool = True) -> Session | None:
         """Make the oldest ready pooled session the caller's, opened on url; None: take the cold path.
 
-        A session whose Firefox does not take the URL is stopped (nothing of it is left).
+        A session whose Firefox does not take the URL is stopped (nothing of it is left). With
+        `wait=False` it returns once the URL is written to the session's claim FIFO, and the
+        hand-over is confirmed in the background (its client connects meanwhile); should
+        Firefox's remote client then fail, the session stays the user's, on its blank page
+        (logged, counted as `failed`).
         """
         started = time.monotonic()
         candidates = self.ready_members()
@@ -115,7 +121,11 @@ class WarmPool:
         self.fill()
         try:
             write_metadata(session, self.ctx.settings.server_id)
-            await self.opener(session.paths, url)
+            self.send(session.paths, url)
+            if not wait:
+                self.ctx.spawn(self._confirm(session, started))
+                return session
+            await self.taken(session.paths)
         except (OpenFailed, OSError) as exc:
             log.warning(
                 "pool session %s did not take its page (%s): stopping it, cold launch", session.id, exc
@@ -126,6 +136,15 @@ class WarmPool:
             return None
         self._claimed(session.id, "hit", started)
         return session
+
+    async def _confirm(self, session: Session, started: float) -> None:
+        try:
+            await self.taken(session.paths)
+        except OpenFailed as exc:
+            log.warning("claimed session %s did not open its page (%s): it stays blank", session.id, exc)
+            self._claimed(session.id, "failed", started)
+            return
+        self._claimed(session.id, "hit", started)
 
     def _claimed(self, session_id: str | None, outcome: PoolOutcome, started: float) -> None:
         self.ctx.observers.emit(PoolClaimed(session_id, outcome, time.monotonic() - started))

@@ -174,6 +174,12 @@ async def open_url(paths: SessionPaths, url: str, timeout: float = 10.0) -> None
     Raises OpenFailed when nobody waits on the claim FIFO, the remote client failed or did
     not finish within timeout seconds.
     """
+    send_url(paths, url)
+    await url_taken(paths, timeout)
+
+
+def send_url(paths: SessionPaths, url: str) -> None:
+    """Write the (validated) URL to the claim FIFO; OpenFailed when nobody waits on it."""
     line = (check_start_url(url) + "\n").encode()
     try:
         fd = os.open(claim_fifo(paths), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -184,6 +190,11 @@ async def open_url(paths: SessionPaths, url: str, timeout: float = 10.0) -> None
         os.write(fd, line)  # at most 2 KiB: one atomic pipe write
     finally:
         os.close(fd)
+
+
+async def url_taken(paths: SessionPaths, timeout: float = 10.0) -> None:
+    """Return once Firefox's remote client handed the URL over; OpenFailed if it failed or
+    did not finish within timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -1,7 +1,7 @@
 """The warm pool (ffsystemd.pool) on the in-memory systemd with the fake Xpra.
 
 The fake Xpra does not run the warm start script, so each test stands in for it: `ready`
-says a pooled session's Firefox waits for its page, `opener` records the URL handed over (the
+says a pooled session's Firefox waits for its page, `send` records the URL handed over (the
 script and the FIFO are tested with real processes in test_warm.py). The world fails a test if
 anything (unit, process, directory, session) is left behind.
 """
@@ -46,10 +46,13 @@ class FakeWarm:
     def ready(self, paths: SessionPaths) -> bool:
         return paths.base.exists()
 
-    async def open(self, paths: SessionPaths, url: str) -> None:
+    def send(self, paths: SessionPaths, url: str) -> None:
         if self.fail:
             raise OpenFailed("nobody waits for it")
         self.opened.append((paths.session_id, url))
+
+    async def taken(self, paths: SessionPaths) -> None:
+        await asyncio.sleep(0)
 
 
 def pooled(
@@ -57,7 +60,7 @@ def pooled(
 ) -> tuple[SessionManager, FakeWarm, list[SessionEvent]]:
     manager = world.make(pool_size=size, **overrides)
     fake = FakeWarm()
-    manager.pool.ready, manager.pool.opener = fake.ready, fake.open
+    manager.pool.ready, manager.pool.send, manager.pool.taken = fake.ready, fake.send, fake.taken
     manager.pool.refill_delay = 0.0
     events: list[SessionEvent] = []
     manager.observers.add(events.append)
@@ -286,4 +289,29 @@ async def test_metrics_count_claims_and_pool_starts_and_show_the_pool(world: Wor
     await manager.cleanup([claimed["id"], cold["id"]])
     await manager.shutdown()
     metrics.SESSIONS.discard(manager)
+    await world.assert_clean(manager)
+
+
+async def test_a_claim_without_waiting_answers_once_the_url_is_sent_and_confirms_later(world: World) -> None:
+    manager, fake, events = pooled(world)
+    confirm = asyncio.Event()
+
+    async def taken(paths: SessionPaths) -> None:
+        await confirm.wait()
+        raise OpenFailed("Firefox's remote client ended with 1")
+
+    manager.pool.taken = taken
+    [sid] = await full(manager)
+    session = await manager.launch("https://example.org/", wait=False)
+    assert (session["id"], session["state"]) == (sid, "running") and fake.opened == [
+        (sid, "https://example.org/")
+    ]
+    assert not [e for e in events if isinstance(e, PoolClaimed)]  # not confirmed yet
+    confirm.set()
+    await eventually(
+        lambda: [e.outcome for e in events if isinstance(e, PoolClaimed)] == ["failed"], what="the failure"
+    )
+    assert manager.get(sid).state.value == "running"  # the user's session stays, on its blank page
+    await manager.cleanup([sid])
+    await manager.shutdown()
     await world.assert_clean(manager)
