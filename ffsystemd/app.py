@@ -18,6 +18,7 @@ from .config import BrowserConfig, ProxyConfig, ScopeConfig, ServerConfig
 from .config.browser import FORBIDDEN_XPRA_ARGS, find_firefox, forbidden_xpra_arg
 from .config.checks import bad
 from .downloads import open_downloads_dir, upload_prefs
+from .event_log import route_package_logs
 from .identity import ServerIdentity, default_session_root, server_identity, state_dir
 from .limits import UINT64_MAX, parse_cpu_quota, parse_memory_max, parse_screen_size, parse_tasks_max
 from .liveness import ServerIdInUse, ServerLock, claim
@@ -224,6 +225,8 @@ class FirefoxLauncher(ScopeConfig, ServerConfig, BrowserConfig, ProxyConfig, Ext
         self.settings["ffsystemd_app"] = self
         self.settings["ffsystemd_client_files"] = discover_client_files()
         metrics.install(self.session_manager)
+        server_log = getattr(self.serverapp, "log", None)
+        route_package_logs(self.log, server_log.getEffectiveLevel() if server_log is not None else None)
 
     def initialize_handlers(self) -> None:
         """Register the REST routes (see ffsystemd.handlers)."""

@@ -78,6 +78,26 @@ def session_line(level: int, session_id: str, text: str, *args: object) -> None:
     log.log(level, "session %s (%s)" + text, session_id, _unit(session_id), *args)
 
 
+def route_package_logs(target: logging.Logger, level: int | None = None) -> bool:
+    """Send the package's log lines (every `ffsystemd.*` logger) through target's handlers.
+
+    A Jupyter server configures its own loggers only: without this, the package's INFO lines
+    (a session ready, cleaned up, ...) are dropped and its warnings printed without time or
+    level. `level` (default: target's effective level, i.e. `--log-level`) becomes the
+    package logger's unless it has one. Does nothing (False) when the `ffsystemd` logger or the
+    root logger already has a handler: an admin's `c.Application.logging_config` (or a
+    process-wide logging setup) decides then, and no line is written twice.
+    """
+    package = logging.getLogger("ffsystemd")
+    if package.handlers or logging.getLogger().handlers or not target.handlers:
+        return False
+    for handler in target.handlers:
+        package.addHandler(handler)
+    if package.level == logging.NOTSET:
+        package.setLevel(target.getEffectiveLevel() if level is None else level)
+    return True
+
+
 def log_event(event: SessionEvent) -> None:
     """Log one session event (a manager observer: synchronous, never raises on odd values)."""
     if isinstance(event, PoolClaimed):

@@ -273,3 +273,40 @@ def test_session_line_is_the_shape_other_parts_log_with(caplog: pytest.LogCaptur
         record.getMessage()
         == f"session {SID} (app-ffsystemd-firefox-{SID}.scope) claimed from the pool after 0.25 s"
     )
+
+
+def test_package_logs_go_through_the_servers_handlers_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from ffsystemd.event_log import route_package_logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[%(levelname)s %(name)s] %(message)s"))
+    target = logging.getLogger("test-serverapp")
+    monkeypatch.setattr(target, "handlers", [handler])
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a Jupyter server
+    package = logging.getLogger("ffsystemd")
+    monkeypatch.setattr(package, "handlers", [])
+    old_level = package.level
+    package.setLevel(logging.NOTSET)
+    try:
+        assert route_package_logs(target, logging.INFO)
+        log_event(SessionLaunched(SID, 1.5, "running"))
+        logging.getLogger("ffsystemd.manager").debug("below --log-level: not written")
+        unit = f"app-ffsystemd-firefox-{SID}.scope"
+        assert stream.getvalue() == f"[INFO ffsystemd.sessions] session {SID} ({unit}) ready after 1.50 s\n"
+        assert not route_package_logs(target)  # a second server in the process: no second copy
+    finally:
+        package.setLevel(old_level)
+
+
+def test_package_logs_are_left_to_a_logging_setup_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffsystemd.event_log import route_package_logs
+
+    target = logging.getLogger("test-serverapp-2")
+    monkeypatch.setattr(target, "handlers", [logging.NullHandler()])
+    monkeypatch.setattr(logging.getLogger("ffsystemd"), "handlers", [])
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.NullHandler()])  # root configured
+    assert not route_package_logs(target)
+    assert logging.getLogger("ffsystemd").handlers == []
