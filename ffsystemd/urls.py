@@ -22,5 +22,13 @@ def check_start_url(value: object) -> str:
         return value
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"url must be an http(s) URL or an about: page, got {value[:80]!r}")
+        # The URL itself is not repeated: the answer is logged (Jupyter logs 4xx messages), and
+        # a URL can carry a secret.
+        if parts.scheme in ("http", "https"):
+            kind = f"a {parts.scheme}: URL without a host"
+        elif parts.scheme.isalnum() and len(parts.scheme) <= 16:
+            kind = f"a {parts.scheme}: URL"
+        else:
+            kind = "something else"
+        raise ValueError(f"url must be an http(s) URL or an about: page, got {kind}")
     return value

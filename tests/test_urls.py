@@ -90,3 +90,20 @@ def test_rejects_c1_control_characters():
 def test_rejects_non_strings(value):
     with pytest.raises(ValueError, match="must be a string"):
         check_start_url(value)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("ftp://example.com/?token=s3cret", "got a ftp: URL"),
+        ("https:///s3cret", "got a https: URL without a host"),
+        ("example.com/s3cret", "got something else"),
+        ("javascript:s3cret()", "got a javascript: URL"),
+    ],
+)
+def test_a_refusal_does_not_repeat_the_url(url, said):
+    """Jupyter logs a 400's message: a URL (maybe with a secret in it) must not be in it."""
+    with pytest.raises(ValueError) as refused:
+        check_start_url(url)
+    assert str(refused.value).endswith(said)
+    assert "s3cret" not in str(refused.value)
