@@ -32,7 +32,9 @@ from .units import scope_properties
 from .warm import WARM_PREFS, warm_child, write_warm_files
 from .watch import Watcher
 
-READY_POLL_INTERVAL = 0.05
+READY_POLL_INTERVAL = 0.02
+"""How often a launch asks the session's socket whether Xpra serves yet (s): a refused connect is
+cheap, and the tab's held websocket is tunnelled the moment the answer comes."""
 
 
 def write_session_files(
