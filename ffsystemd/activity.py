@@ -5,7 +5,7 @@ what the REST API shows and idle culling uses). `ActivityRecorder` copies that m
 session's `session.json` (key `last_activity`, ISO 8601 UTC) at most once per
 `ManagerSettings.activity_interval` seconds per session: the first activity is written at
 once, later ones at the end of the interval (one timer per session), so the file trails the
-server by at most that interval. It
+server by at most that interval (at shutdown the deferred writes are done at once). It
 writes only while the session runs and nobody is ending it, through the safe helpers of
 ffsystemd.session_dirs (no symlink followed, only our own directory, atomic replace); a write
 that fails is logged at debug level and never disturbs the traffic that caused it.
@@ -73,7 +73,7 @@ class ActivityRecorder:
         self.ctx = ctx
         ctx.observers.add(self._on_event)
         self._saved: dict[str, float] = {}  # session id -> monotonic time of its last write
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, tuple[asyncio.TimerHandle, Session]] = {}  # deferred writes
 
     def touched(self, session: Session) -> None:
         """The session's last_activity moved: write it now, or once the interval is over."""
@@ -88,7 +88,7 @@ class ActivityRecorder:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous caller): the next touch writes it
             return
-        self._timers[session.id] = loop.call_later(wait, self._due, session)
+        self._timers[session.id] = (loop.call_later(wait, self._due, session), session)
 
     def _due(self, session: Session) -> None:
         self._timers.pop(session.id, None)
@@ -113,12 +113,17 @@ class ActivityRecorder:
 
     def forget(self, session_id: str) -> None:
         """Drop a session's timer and bookkeeping (it ended or is gone)."""
-        timer = self._timers.pop(session_id, None)
-        if timer is not None:
-            timer.cancel()
+        pending = self._timers.pop(session_id, None)
+        if pending is not None:
+            pending[0].cancel()
         self._saved.pop(session_id, None)
 
     def close(self) -> None:
-        """Cancel every pending write (at shutdown)."""
-        for session_id in list(self._timers):
-            self.forget(session_id)
+        """At shutdown: do the deferred writes now (sessions kept running are re-adopted by the
+        next server, which starts from what is written), then forget every session."""
+        for session_id, (timer, session) in list(self._timers.items()):
+            timer.cancel()
+            self._timers.pop(session_id, None)
+            self.save(session)
+        self._timers.clear()
+        self._saved.clear()

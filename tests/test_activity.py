@@ -149,12 +149,16 @@ async def test_a_session_being_ended_is_not_written_and_is_forgotten(memory_worl
 
 
 async def test_a_re_adopting_server_starts_from_the_recorded_last_activity(memory_world: World) -> None:
-    first = memory_world.make()
+    first = memory_world.make(activity_interval=60)
     session = await memory_world.launch(first)
     sid = session["id"]
-    first.record_activity(sid)
+    first.record_activity(sid)  # written at once
+    await asyncio.sleep(0.01)
+    first.record_activity(sid)  # deferred for a minute: the shutdown writes it
     recorded = (await first.status(sid))["last_activity"]
+    assert on_disk(memory_world, sid) != recorded
     await first.shutdown(stop_sessions=False)
+    assert on_disk(memory_world, sid) == recorded
     memory_world.retire(first)
     second = memory_world.make()
     await second.start()
