@@ -23,6 +23,8 @@ server whose **server id** (`ffsystemd.identity`) started it. A server:
     {"id": "<session id>", "server_id": "<server id>", "unit": "app-ffsystemd-firefox-<id>.scope",
      "start_url": "...", "created": "<ISO 8601 UTC>"}
 
+The owning server later adds `"last_activity": "<ISO 8601 UTC>"` (ffsystemd.activity).
+
 Pure functions over parsed data; reading `session.json` is the only I/O here.
 """
 
