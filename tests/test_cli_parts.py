@@ -396,3 +396,14 @@ def test_orphans_check_names_the_sessions_of_servers_that_are_gone() -> None:
     assert check.verdict == "warning"
     assert "1 session(s)" in check.detail and "eeeeeeeeeeee (server gone)" in check.detail
     assert "ffffffffffff" not in check.detail  # not ours
+
+
+def test_the_table_shows_how_long_ago_the_last_activity_was(tmp_path: Path) -> None:
+    seen = (NOW - timedelta(minutes=7, seconds=5)).isoformat().replace("+00:00", "Z")
+    record = session_record(
+        SID, info=info(), unit=None, session_dir=tmp_path, metadata={"last_activity": seen}, now=NOW
+    )
+    assert record["last_activity"] == seen and record["idle_seconds"] == 425
+    assert session_row(record)[-1] == "7m ago"
+    quiet = session_record(SID, info=info(), unit=None, session_dir=tmp_path, metadata={}, now=NOW)
+    assert (quiet["last_activity"], quiet["idle_seconds"], session_row(quiet)[-1]) == (None, None, "-")

@@ -61,6 +61,10 @@ def _parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else max(0.0, round((now - moment).total_seconds(), 1))
+
+
 def session_record(
     session_id: str,
     *,
@@ -70,7 +74,8 @@ def session_record(
     metadata: Mapping[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
-    """Build one session's JSON (the REST API's keys plus `server`, `ours`, `age_seconds`, ...) (pure).
+    """Build one session's JSON (the REST API's keys plus `server`, `ours`, `age_seconds`,
+    `idle_seconds` (since its last activity), ...) (pure).
 
     `info` is the unit's ListUnitsByPatterns row (None: no unit loaded), `unit` its typed
     snapshot (None: unread, e.g. it went away meanwhile), `session_dir` its directory under
@@ -87,6 +92,7 @@ def session_record(
         except OSError:
             created = None
     quota = snap.cpu_quota_per_sec_usec
+    last_activity = _parse_time(metadata.get("last_activity"))
     return {
         "id": session_id,
         "unit": unit_name(session_id),
@@ -99,7 +105,7 @@ def session_record(
         "sub_state": snap.sub_state or (info.sub_state if info else None) or None,
         "result": None if info is None else snap.result,
         "created": _iso(created),
-        "age_seconds": None if created is None else max(0.0, round((now - created).total_seconds(), 1)),
+        "age_seconds": _seconds_since(created, now),
         "start_url": metadata.get("start_url"),
         "memory_current": snap.memory_current if live else None,
         "memory_max": snap.memory_max,
@@ -107,7 +113,8 @@ def session_record(
         "tasks_max": snap.tasks_max,
         "cpu_quota": None if quota is None else round(quota / 10_000, 2),
         "cpu_usage_nsec": snap.cpu_usage_nsec,
-        "last_activity": _iso(_parse_time(metadata.get("last_activity"))),
+        "last_activity": _iso(last_activity),
+        "idle_seconds": _seconds_since(last_activity, now),
         "session_root": None if session_dir is None else str(session_dir.parent),
         "session_dir": None if session_dir is None else str(session_dir),
     }

@@ -80,7 +80,7 @@ def session_row(record: Mapping[str, Any]) -> list[str]:
         pair(record.get("memory_current"), record.get("memory_max"), size),
         pair(record.get("tasks_current"), record.get("tasks_max")),
         cpu(record),
-        record.get("last_activity") or "-",
+        "-" if record.get("idle_seconds") is None else f"{duration(record['idle_seconds'])} ago",
     ]
 
 
