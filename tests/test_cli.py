@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import dbus
-import dbus.bus
 import pytest
-from fakes.dbus_world import FAKE_XPRA, FakeSystemd
+from fakes.dbus_world import FAKE_XPRA, FakeSystemd, Sleepers
 from fakes.polling import wait_until
 
 from ffsystemd import cli
@@ -29,10 +27,6 @@ from ffsystemd.failed_logs import keep_failed_log
 from ffsystemd.ids import new_session_id
 from ffsystemd.session_dirs import create_session_dirs, session_paths
 from ffsystemd.units import unit_name
-
-SYSTEMD = "org.freedesktop.systemd1"
-MANAGER_PATH = "/org/freedesktop/systemd1"
-MANAGER_IFACE = "org.freedesktop.systemd1.Manager"
 
 
 class World:
@@ -42,7 +36,7 @@ class World:
         self.fake = fake
         self.root = root
         self.config = config
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.sleepers = Sleepers(fake)
 
     def session(
         self, *, directory: bool = True, unit: bool = True, server: str | None = None, log: str = ""
@@ -61,31 +55,22 @@ class World:
             self.start_scope(unit_name(sid), f"Firefox session {sid} (ffsystemd)")
         return sid
 
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """The sleeps in the scopes of this world's sessions, in the order they started."""
+        return self.sleepers.processes
+
     def start_scope(self, name: str, description: str) -> int:
-        proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
-        self.processes.append(proc)
-        props = [
-            ("Description", dbus.String(description, variant_level=1)),
-            ("PIDs", dbus.Array([dbus.UInt32(proc.pid)], signature="u", variant_level=1)),
-            ("Slice", dbus.String("app-ffsystemd.slice", variant_level=1)),
-            ("MemoryMax", dbus.UInt64(1024**3, variant_level=1)),
-            ("TasksMax", dbus.UInt64(512, variant_level=1)),
-            ("CollectMode", dbus.String("inactive-or-failed", variant_level=1)),
-        ]
-        conn = dbus.bus.BusConnection(self.fake.address)
-        try:
-            conn.call_blocking(
-                SYSTEMD,
-                MANAGER_PATH,
-                MANAGER_IFACE,
-                "StartTransientUnit",
-                "ssa(sv)a(sa(sv))",
-                [name, "fail", props, dbus.Array([], signature="(sa(sv))")],
-            )
-        finally:
-            conn.close()
-        wait_until(lambda: (self.fake.unit_state(name) or ("",))[0] == "active", 5, what=f"{name} active")
-        return proc.pid
+        """A running scope (1 GiB, 512 tasks) around a new sleep; its PID."""
+        return self.sleepers.start(
+            name,
+            description,
+            stop_timeout_usec=None,
+            extra=(
+                ("MemoryMax", dbus.UInt64(1024**3, variant_level=1)),
+                ("TasksMax", dbus.UInt64(512, variant_level=1)),
+            ),
+        )
 
     def run(self, *argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
         """Run `ffsystemd ARGV` against this world; (exit code, stdout, stderr)."""
@@ -121,10 +106,7 @@ def world(fake_systemd: FakeSystemd, tmp_path: Path, monkeypatch: pytest.MonkeyP
     config.write_text(json.dumps({"FirefoxLauncher": {"xpra_command": [sys.executable, str(FAKE_XPRA)]}}))
     w = World(fake_systemd, root, config)
     yield w
-    for proc in w.processes:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    w.sleepers.end()
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -373,7 +355,7 @@ def test_without_a_configured_root_every_servers_root_is_listed(
         dead.release()
         mine = world.session(server="live-1")
         other = World(world.fake, other_root, world.config)
-        other.processes = world.processes
+        other.sleepers = world.sleepers
         orphan = other.session(server="dead-1")
         code = cli.main(
             ["list", "--json", "--bus-address", world.fake.address, "--config", str(world.config)]

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from fakes.faults import drop_bus, respawn_manager, revive, start_scope
+from fakes.faults import drop_bus, respawn_manager, revive
 from fakes.manager_world import World, alive, at_the_gate, ended, raises_within, reaped, timed
 from fakes.polling import eventually
 
@@ -128,7 +128,7 @@ async def test_resync_after_an_outage_ends_vanished_sessions_and_keeps_running_o
     assert len(manager.session_ids()) == 2 and len(world.dirs()) == 2 and len(world.processes()) == 2
 
     # The bus comes back; systemd kept `kept`'s unit and lost `vanished`'s.
-    revive(world.fake, prepare=lambda: start_scope(world.fake, kept["unit"], kept["main_pid"]))
+    revive(world.fake, prepare=lambda: world.fake.start_scope(kept["unit"], kept["main_pid"]))
     await eventually(lambda: manager.systemd.connected, 20, what="the client to reconnect")
     status = await eventually(lambda: ended(manager, vanished["id"]), what="the vanished session to end")
     assert status["state"] in ("failed", "stopped")

@@ -22,6 +22,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ FAKE_XPRA_ENV = ("FAKE_XPRA_*", "FFS_*")
 SYSTEMD_NAME = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 FAKE_IFACE = "org.ffsystemd.Fake"
+MANAGER_IFACE = "org.freedesktop.systemd1.Manager"
 
 
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -351,9 +354,75 @@ class FakeSystemd:
     def call_counts(self) -> dict[str, int]:
         return dict(self._call("CallCounts"))
 
+    def start_scope(
+        self,
+        name: str,
+        pid: int,
+        *,
+        description: str = "restored by the test",
+        collect_mode: str | None = "inactive-or-failed",
+        stop_timeout_usec: int | None = 2_000_000,
+        extra: Sequence[tuple[str, Any]] = (),
+        wait_active: bool = True,
+    ) -> None:
+        """StartTransientUnit of a scope holding pid (in app-ffsystemd.slice), through the control
+        connection, as another program (or the systemd of an earlier server) would have started it.
+
+        collect_mode / stop_timeout_usec None leave CollectMode= / TimeoutStopUSec= unset; extra
+        adds (name, D-Bus typed value) properties. Returns once the unit is active (wait_active).
+        """
+        assert self._conn is not None, "the fake systemd manager is not running"
+        props: list[tuple[str, Any]] = [
+            ("Description", dbus.String(description, variant_level=1)),
+            ("PIDs", dbus.Array([dbus.UInt32(pid)], signature="u", variant_level=1)),
+            ("Slice", dbus.String("app-ffsystemd.slice", variant_level=1)),
+        ]
+        if collect_mode is not None:
+            props.append(("CollectMode", dbus.String(collect_mode, variant_level=1)))
+        if stop_timeout_usec is not None:
+            props.append(("TimeoutStopUSec", dbus.UInt64(stop_timeout_usec, variant_level=1)))
+        props.extend(extra)
+        self._conn.call_blocking(
+            SYSTEMD_NAME,
+            MANAGER_PATH,
+            MANAGER_IFACE,
+            "StartTransientUnit",
+            "ssa(sv)a(sa(sv))",
+            [name, "fail", dbus.Array(props, signature="(sv)"), dbus.Array([], signature="(sa(sv))")],
+            timeout=10,
+        )
+        if wait_active:
+            wait_until(
+                lambda: self.unit_state(name) == ("active", "success"), 10, what=f"{name} to be active"
+            )
+
     def wait_unit_gone(self, name: str, timeout: float = 10.0) -> None:
         """Poll until the unit is no longer loaded."""
         wait_until(lambda: name not in self.loaded_units(), timeout, what=f"unit {name} to be collected")
+
+
+@dataclass
+class Sleepers:
+    """Scopes of the fake around `sleep 300` processes of the test's own, as another program of
+    the user (or an earlier server) would have started them; end() kills what is left, by PID."""
+
+    fake: FakeSystemd
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, description: str, **scope: Any) -> int:
+        """A new sleep in scope `name` (FakeSystemd.start_scope keywords); its PID once active."""
+        proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        self.processes.append(proc)
+        self.fake.start_scope(name, proc.pid, description=description, **scope)
+        return proc.pid
+
+    def end(self) -> None:
+        """SIGKILL every sleep still running (by its PID) and reap it."""
+        for proc in self.processes:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def start_fake_systemd(parameters: dict[str, Any] | None = None) -> FakeSystemd:

@@ -3,9 +3,9 @@
     drop_bus(fake)                  # the dbus-daemon and the fake manager end; the address is kept
     revive(fake, prepare=...)       # a new bus on the same address, with a fresh fake manager (no units)
     respawn_manager(fake)           # after fake.kill_manager(): a fresh fake manager on the same bus
-    start_scope(fake, name, pid)    # put a process into a unit of the (fresh) fake, as systemd had it
+    fake.start_scope(name, pid)     # put a process into a unit of the (fresh) fake, as systemd had it
 
-A fresh fake manager knows no units: `prepare` (or start_scope after respawn_manager) re-creates the
+A fresh fake manager knows no units: `prepare` (or fake.start_scope after respawn_manager) re-creates the
 ones a real systemd would have kept. `revive` serves the new bus on a side socket first and moves it
 onto the address only after `prepare` ran, so no client of the address can connect in between.
 
@@ -22,20 +22,12 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import dbus
-import dbus.bus
-import dbus.exceptions
-
 from fakes.dbus_world import (
     _BUS_CONFIG,
-    MANAGER_PATH,
-    SYSTEMD_NAME,
     FakeSystemd,
     end_process,
 )
 from fakes.polling import wait_until
-
-MANAGER_IFACE = "org.freedesktop.systemd1.Manager"
 
 
 def drop_bus(fake: FakeSystemd) -> None:
@@ -101,33 +93,3 @@ def revive(fake: FakeSystemd, prepare: Callable[[], None] | None = None) -> None
     if prepare is not None:
         prepare()
     os.rename(side, fake.bus.socket)
-
-
-def start_scope(
-    fake: FakeSystemd,
-    name: str,
-    pid: int,
-    collect_mode: str = "inactive-or-failed",
-    wait_active: bool = True,
-    description: str = "restored by the test",
-) -> None:
-    """StartTransientUnit of a scope holding pid, through the fake's control connection."""
-    assert fake._conn is not None, "the fake systemd manager is not running"
-    props = [
-        ("Description", dbus.String(description, variant_level=1)),
-        ("PIDs", dbus.Array([dbus.UInt32(pid)], signature="u", variant_level=1)),
-        ("Slice", dbus.String("app-ffsystemd.slice", variant_level=1)),
-        ("CollectMode", dbus.String(collect_mode, variant_level=1)),
-        ("TimeoutStopUSec", dbus.UInt64(2_000_000, variant_level=1)),
-    ]
-    fake._conn.call_blocking(
-        SYSTEMD_NAME,
-        MANAGER_PATH,
-        MANAGER_IFACE,
-        "StartTransientUnit",
-        "ssa(sv)a(sa(sv))",
-        [name, "fail", dbus.Array(props, signature="(sv)"), dbus.Array([], signature="(sa(sv))")],
-        timeout=10,
-    )
-    if wait_active:
-        wait_until(lambda: fake.unit_state(name) == ("active", "success"), 10, what=f"{name} to be active")

@@ -180,9 +180,7 @@ class World:
         if isinstance(self.systemd, MemorySystemd):
             self.systemd.start_scope(name, pid, collect_mode)
         else:
-            from fakes.faults import start_scope
-
-            start_scope(self.systemd, name, pid, collect_mode)
+            self.systemd.start_scope(name, pid, collect_mode=collect_mode)
 
     def units(self) -> list[str] | None:
         """Our units loaded in the systemd (None when no fake manager answers)."""

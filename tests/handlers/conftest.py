@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -49,7 +48,7 @@ import dbus.bus
 import dbus.exceptions
 import psutil
 import pytest
-from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
+from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd, Sleepers
 from fakes.polling import wait_until
 from jupyter_server.auth import Authorizer
 
@@ -293,47 +292,20 @@ def session_dirs(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name != FAILED_DIR) if root.exists() else []
 
 
-@dataclass
-class ForeignUnits:
+class ForeignUnits(Sleepers):
     """Scopes started in the fake by the test itself (as another program of the user would)."""
 
-    fake: FakeSystemd
-    processes: list[subprocess.Popen[bytes]]
-
-    def start(self, name: str) -> int:
+    def start(self, name: str, description: str = "not ffsystemd's", **scope: Any) -> int:
         """Start scope `name` around a new `sleep` process; return its PID once the unit is active."""
-        proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
-        self.processes.append(proc)
-        conn = dbus.bus.BusConnection(self.fake.address)
-        try:
-            props = [
-                ("Description", dbus.String("not ffsystemd's", variant_level=1)),
-                ("PIDs", dbus.Array([dbus.UInt32(proc.pid)], signature="u", variant_level=1)),
-                ("Slice", dbus.String("app-ffsystemd.slice", variant_level=1)),
-            ]
-            conn.call_blocking(
-                SYSTEMD,
-                MANAGER_PATH,
-                MANAGER_IFACE,
-                "StartTransientUnit",
-                "ssa(sv)a(sa(sv))",
-                [name, "fail", props, dbus.Array([], signature="(sa(sv))")],
-            )
-        finally:
-            conn.close()
-        wait_until(lambda: (self.fake.unit_state(name) or ("",))[0] == "active", 5, what=f"{name} active")
-        return proc.pid
+        return super().start(name, description, **{"collect_mode": None, "stop_timeout_usec": None, **scope})
 
 
 @pytest.fixture
 def foreign_unit(fake_systemd: FakeSystemd) -> Iterator[ForeignUnits]:
     """foreign_unit.start(name): a scope the launcher did not create; its sleep is ended afterwards."""
-    units = ForeignUnits(fake_systemd, [])
+    units = ForeignUnits(fake_systemd)
     yield units
-    for proc in units.processes:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    units.end()
 
 
 # --- nothing left behind --------------------------------------------------------------------------

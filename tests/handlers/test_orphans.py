@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from fakes.dbus_world import FakeSystemd
-from fakes.faults import start_scope
 from fakes.polling import eventually
 
 from ffsystemd.identity import unit_description
@@ -67,8 +66,7 @@ class OtherServers:
         if unit:
             proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
             self.procs.append(proc)
-            start_scope(
-                self.fake,
+            self.fake.start_scope(
                 unit_name(sid),
                 proc.pid,
                 description=description or unit_description(sid, server_id),
