@@ -39,6 +39,7 @@ class ManagerSettings:
     culling_interval: float = 60.0
     stats_interval: float = 2.0
     shutdown_timeout: float = 20.0
+    reap_timeout: float = 2.0  # seconds our Xpra may take to exit once its unit is stopped, then SIGKILL
     ended_retention: int = 20
     downloads_dir: Path | None = None  # checked at start-up (ffsystemd.downloads); None: in the session
     server_id: str = ""  # whose sessions these are (ffsystemd.identity); "" = unnamed (tests)

@@ -77,7 +77,8 @@ class Stopper:
             else:
                 # The unit stop ended every process of the scope; reap our child. If systemd
                 # could not be reached, end what we started by its PID.
-                await process.wait_or_kill(2.0 if not (errors or unavailable) else 0.5)
+                reap = self.ctx.settings.reap_timeout
+                await process.wait_or_kill(reap if not (errors or unavailable) else min(reap, 0.5))
         if unavailable is not None:
             raise unavailable
         if errors:
@@ -95,7 +96,7 @@ class Stopper:
             if stop_unit or session.unit_state.active_state == "failed":
                 await self.stop_everything(session, force=True)
             elif session.process is not None and session.process.returncode is None:
-                await session.process.wait_or_kill(2.0)
+                await session.process.wait_or_kill(self.ctx.settings.reap_timeout)
         except (StopFailed, SystemdUnavailable, SystemdTimeout) as exc:
             log.warning("session %s: could not stop %s: %s", session.id, session.unit, exc)
             session.stop_failed = True

@@ -43,6 +43,14 @@ async def memory_world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
         yield world
 
 
+@pytest.fixture(params=["memory_world", "bus_world"], ids=["memory", "bus"])
+def memory_or_bus_world(request: pytest.FixtureRequest) -> World:
+    """The test twice: on the in-memory systemd, then end to end on the dbusmock one (a fault
+    whose truth lies both in the state machine and in the D-Bus client)."""
+    world: World = request.getfixturevalue(request.param)
+    return world
+
+
 @pytest_asyncio.fixture
 async def bus_world(fake_systemd: FakeSystemd, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """Session managers on the dbusmock systemd on a private bus; fails on leftovers."""

@@ -55,13 +55,13 @@ async def test_socket_path_refuses_unknown_and_malformed_ids(world: World) -> No
 
 
 async def test_hanging_start_job_fails_at_unit_start_and_leaves_nothing(world: World) -> None:
-    manager = world.make(job_timeout=1.0)
+    manager = world.make(job_timeout=0.3)
     world.memory.hang_start_jobs()
     started = time.monotonic()
     with pytest.raises(LaunchError) as failure:
         await manager.launch()
     assert failure.value.step == "unit-start"
-    assert "did not finish within 1 s" in failure.value.message
+    assert "did not finish within 0.3 s" in failure.value.message
     assert time.monotonic() - started < 10
     assert world.units() == [] and world.dirs() == [] and manager.session_ids() == []
     assert world.memory.call_count("stop_unit") == 1

@@ -5,7 +5,8 @@ systemd of tests/fakes/memory_systemd.py, whose faults are its methods (`set_sta
 `hang_start_jobs`, `kill_manager`/`respawn`, `drop_bus`/`revive`, `vanish_unit`, `fail_unit`,
 `fail_next`). `world.assert_clean()` checks that nothing is left: no unit of ours, no process of the
 session root, no directory, no session. Nothing sleeps to synchronise: every wait polls a condition
-with a deadline. The same faults end to end through D-Bus: test_manager_bus.py.
+with a deadline. The faults true of both systemds run twice (memory_or_bus_world: here, and end
+to end through D-Bus on the dbusmock one); the faults only D-Bus has: test_manager_bus.py.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from typing import Any
 
 import pytest
 from fakes.manager_world import (
     World,
+    advance_wall_clock,
     alive,
     at_the_gate,
     ended,
@@ -30,7 +30,6 @@ from fakes.manager_world import (
 from fakes.polling import eventually
 
 from ffsystemd.errors import LaunchError, SessionLimitReached, SystemdUnavailable
-from ffsystemd.manager import SessionManager
 from ffsystemd.units import unit_name
 
 pytestmark = pytest.mark.asyncio
@@ -44,17 +43,6 @@ def world(memory_world: World) -> World:
 def gated(world: World) -> list[int]:
     """PIDs of session processes still held at the gate (a launch that never ran Xpra)."""
     return [p.pid for p in world.processes() if at_the_gate(p.pid)]
-
-
-async def hung_launch(world: World, manager: SessionManager) -> tuple[asyncio.Future[Any], str, list[int]]:
-    """Start a launch whose start job hangs; return (the launch, its unit, the PIDs in the unit)."""
-    world.memory.hang_start_jobs()
-    launch = asyncio.ensure_future(manager.launch())
-    (unit,) = await eventually(lambda: world.units(), what="the hanging scope to be created")
-    pids = world.memory.unit_pids(unit)
-    assert pids and all(alive(pid) for pid in pids)
-    await eventually(lambda: world.memory.waiting_jobs(), what="the start job to be waited for")
-    return launch, unit, pids
 
 
 async def test_failed_start_job_fails_at_unit_start_and_leaves_nothing(world: World) -> None:
@@ -74,23 +62,24 @@ async def test_failed_start_job_fails_at_unit_start_and_leaves_nothing(world: Wo
 
 
 async def test_hanging_start_job_times_out_stops_the_unit_and_leaves_nothing(world: World) -> None:
-    manager = world.make(job_timeout=1.0)
-    launch, unit, pids = await hung_launch(world, manager)
+    manager = world.make(job_timeout=0.3)
+    launch, unit, pids = await world.hung_launch(manager)
     assert world.memory.unit_state(unit) == ("activating", "success")
     failure, elapsed = await raises_within(LaunchError, launch)
     assert isinstance(failure, LaunchError)
     assert failure.step == "unit-start"
-    assert "did not finish within 1 s" in failure.message
-    assert elapsed < 8, f"the launch took {elapsed:.1f} s with job_timeout=1"
+    assert "did not finish within 0.3 s" in failure.message
+    assert elapsed < 8, f"the launch took {elapsed:.1f} s with job_timeout=0.3"
     assert world.memory.call_count("stop_unit") >= 1
     await eventually(lambda: all(reaped(pid) for pid in pids), what="the gated child to be reaped")
     await world.assert_clean(manager)
 
 
-async def test_manager_lost_during_a_launch_fails_it_at_once(world: World) -> None:
+async def test_manager_lost_during_a_launch_fails_it_at_once(memory_or_bus_world: World) -> None:
+    world = memory_or_bus_world
     manager = world.make(job_timeout=20.0)
-    launch, _, _ = await hung_launch(world, manager)
-    world.memory.kill_manager()  # the bus stays; nobody owns org.freedesktop.systemd1 any more
+    launch, _, _ = await world.hung_launch(manager)
+    world.kill_manager()  # the bus stays; nobody owns org.freedesktop.systemd1 any more
     _, elapsed = await raises_within(SystemdUnavailable, launch, limit=5)  # else: TimeoutError
     assert elapsed < 5
     assert world.dirs() == [] and manager.session_ids() == []
@@ -147,7 +136,7 @@ async def test_a_launch_failed_by_an_outage_ends_its_gated_child(world: World, o
         world.memory.kill_manager()
         await raises_within(SystemdUnavailable, manager.launch())
     else:
-        launch, _, _ = await hung_launch(world, manager)
+        launch, _, _ = await world.hung_launch(manager)
         world.memory.drop_bus()
         await raises_within(SystemdUnavailable, launch)
     assert world.dirs() == [] and manager.session_ids() == []
@@ -184,11 +173,14 @@ async def test_xpra_exiting_during_an_outage_ends_the_session(world: World) -> N
     assert await manager.cleanup([session["id"]]) == ([session["id"]], {})
 
 
-async def test_resync_after_an_outage_ends_vanished_sessions_and_keeps_running_ones(world: World) -> None:
+async def test_resync_after_an_outage_ends_vanished_sessions_and_keeps_running_ones(
+    memory_or_bus_world: World,
+) -> None:
+    world = memory_or_bus_world
     manager = world.make(stats_interval=0.0)
     vanished = await manager.launch()
     kept = await manager.launch()
-    world.memory.drop_bus()
+    world.drop_bus()
     await eventually(lambda: not manager.systemd.connected, what="the client to notice the drop")
     listed, elapsed = await timed(manager.list_status())
     assert elapsed < 2 and [s["state"] for s in listed] == ["running", "running"]
@@ -197,8 +189,7 @@ async def test_resync_after_an_outage_ends_vanished_sessions_and_keeps_running_o
     assert len(manager.session_ids()) == 2 and len(world.dirs()) == 2 and len(world.processes()) == 2
 
     # The bus comes back; systemd kept `kept`'s unit and lost `vanished`'s.
-    world.memory.revive()  # a fresh manager: it lost every unit
-    world.start_scope(kept["unit"], kept["main_pid"])
+    world.revive(keep=[(kept["unit"], kept["main_pid"])])  # a fresh manager: it lost the other
     await eventually(lambda: manager.systemd.connected, 20, what="the client to reconnect")
     status = await eventually(lambda: ended(manager, vanished["id"]), what="the vanished session to end")
     assert status["state"] in ("failed", "stopped")
@@ -343,15 +334,16 @@ async def test_cleanup_during_the_launch_cancels_it(world: World) -> None:
     await world.assert_clean(manager)
 
 
-async def test_idle_sessions_are_culled_but_connected_ones_are_not(world: World) -> None:
-    manager = world.make(idle_timeout=0.5, culling_interval=3600)  # only the explicit cull_idle() culls
+async def test_idle_sessions_are_culled_but_connected_ones_are_not(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = world.make(idle_timeout=60, culling_interval=3600)  # only the explicit cull_idle() culls
     idle = await manager.launch()
     busy = await manager.launch()
     manager.connection_opened(busy["id"])
     manager.record_activity(idle["id"])  # its idle period starts now
-    idle_from = time.monotonic()
     assert await manager.cull_idle() == []  # not idle long enough yet
-    await eventually(lambda: time.monotonic() - idle_from > 0.6, what="idle_timeout to pass")
+    advance_wall_clock(monkeypatch, 61)  # idle_timeout passes
 
     culled, elapsed = await timed(manager.cull_idle())
     assert culled == [idle["id"]]
@@ -371,9 +363,13 @@ async def test_idle_sessions_are_culled_but_connected_ones_are_not(world: World)
     await world.assert_clean(manager)
 
 
-@pytest.mark.parametrize("shutdown_timeout", [20.0, 0.5], ids=["in-time", "forced"])
+@pytest.mark.parametrize(
+    ("shutdown_timeout", "stop_timeout"),
+    [(20.0, 0.3), (0.3, 2.0)],
+    ids=["in-time", "forced"],  # forced: the stop of the stubborn one outlasts shutdown_timeout
+)
 async def test_shutdown_ends_every_session_even_one_ignoring_sigterm(
-    world: World, shutdown_timeout: float
+    world: World, shutdown_timeout: float, stop_timeout: float
 ) -> None:
     flag = world.bin / "ignore-sigterm"
     stubborn_when_flagged = (
@@ -385,6 +381,7 @@ async def test_shutdown_ends_every_session_even_one_ignoring_sigterm(
         environ={"FFS_FLAG": str(flag)},
         xpra=world.xpra(*stubborn_when_flagged),
         shutdown_timeout=shutdown_timeout,
+        stop_timeout=stop_timeout,
     )
     polite = await manager.launch()
     flag.touch()

@@ -15,14 +15,16 @@ Fault injection, read at start from the environment:
 from __future__ import annotations
 
 import contextlib
-import http.server
 import os
 import signal
-import socketserver
+import socket
 import sys
 import threading
 
 PAGE = b"<!DOCTYPE html><html><head><title>xpra html5 client</title></head><body>fake xpra</body></html>\n"
+# A hand-made HTTP/1.1 responder rather than http.server: importing that (email, http.client,
+# ssl) costs a loaded test machine a tenth of a second or more on every session's start.
+MAX_HEAD = 65536
 
 
 def log(message: str) -> None:
@@ -43,33 +45,52 @@ def parse_options(argv: list[str]) -> tuple[str | None, dict[str, str]]:
     return command, options
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-xpra/1.0"
-
-    def _answer(self, with_body: bool) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        if with_body:
-            self.wfile.write(PAGE)
-
-    def do_GET(self) -> None:
-        self._answer(True)
-
-    def do_HEAD(self) -> None:
-        self._answer(False)
-
-    def address_string(self) -> str:  # a unix socket has no peer address
-        return "unix"
-
-    def log_message(self, format: str, *args: object) -> None:
-        log("fake xpra: http " + (format % args))
+def answer(method: str) -> bytes:
+    """The response to one request: the page for GET (headers only for HEAD), 501 otherwise."""
+    if method not in ("GET", "HEAD"):
+        return b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nServer: fake-xpra/1.0\r\n\r\n"
+    head = (
+        "HTTP/1.1 200 OK\r\nServer: fake-xpra/1.0\r\nContent-Type: text/html; charset=utf-8\r\n"
+        f"Content-Length: {len(PAGE)}\r\n\r\n"
+    ).encode()
+    return head + (PAGE if method == "GET" else b"")
 
 
-class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+def serve_connection(conn: socket.socket) -> None:
+    """Answer the requests of one connection (keep-alive unless the client says close)."""
+    buffered = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in buffered:
+                data = conn.recv(65536)
+                if not data or len(buffered) > MAX_HEAD:
+                    return
+                buffered += data
+            head, _, buffered = buffered.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, _, rest = lines[0].partition(" ")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+            length = int(headers.get("content-length", "0") or 0)
+            while len(buffered) < length:  # a body is read and ignored
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffered += data
+            buffered = buffered[length:]
+            log(f"fake xpra: http {lines[0]}")
+            conn.sendall(answer(method))
+            if headers.get("connection", "").lower() == "close" or rest.endswith("HTTP/1.0"):
+                return
+
+
+def serve_forever(server: socket.socket) -> None:
+    """Accept connections until the socket is closed, one thread each."""
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
@@ -100,10 +121,10 @@ def main(argv: list[str]) -> int:
     elif bind:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(bind)
-        server = Server(bind, Handler)
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="http", daemon=True
-        ).start()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(bind)
+        server.listen(16)
+        threading.Thread(target=serve_forever, args=(server,), name="http", daemon=True).start()
         log(f"fake xpra: serving the html5 client on {bind}")
     else:
         log("fake xpra: no --bind given, serving nothing")
@@ -111,8 +132,9 @@ def main(argv: list[str]) -> int:
     received = signal.sigwait(wait_for)
     log(f"fake xpra: got signal {signal.Signals(received).name}, exiting")
     if server is not None:
-        server.shutdown()
-        server.server_close()
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        server.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(bind)
     return 0

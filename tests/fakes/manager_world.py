@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_subprocess
 import contextlib
-import gc
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable
+import weakref
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ import psutil
 import pytest
 
 import ffsystemd.context
+import ffsystemd.manager
 from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
 from fakes.memory_systemd import MemorySystemd
 from fakes.polling import eventually
@@ -96,6 +98,17 @@ async def ended(manager: SessionManager, session_id: str) -> dict[str, Any] | No
     return status if status["state"] not in LIVE else None
 
 
+def advance_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The manager's wall clock (idle culling, activity, session times) runs `seconds` ahead from now."""
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + timedelta(seconds=seconds)
+
+    monkeypatch.setattr(ffsystemd.manager, "datetime", Later)
+
+
 def fixed_session_id(monkeypatch: pytest.MonkeyPatch, sid: str) -> None:
     """The next launches get session id `sid`."""
     monkeypatch.setattr(ffsystemd.context, "new_session_id", lambda: sid)
@@ -134,18 +147,30 @@ class World:
         )
 
     def make(
-        self, environ: dict[str, str] | None = None, call_timeout: float = 5.0, **overrides: Any
+        self,
+        environ: dict[str, str] | None = None,
+        call_timeout: float = 5.0,
+        stop_timeout: float = 2.0,
+        **overrides: Any,
     ) -> SessionManager:
-        """A SessionManager on this world's systemd; keywords are ManagerSettings fields."""
+        """A SessionManager on this world's systemd; keywords are ManagerSettings fields.
+
+        stop_timeout is the scopes' TimeoutStopUSec= in seconds (SIGKILL after SIGTERM). Our
+        Xpra gets 0.3 s (reap_timeout) to exit once its unit stopped: only one that outlived
+        its unit (vanished, or systemd unreachable) waits for it before its SIGKILL.
+        """
         settings = ManagerSettings(
             session_root=self.root,
             slice_name="app-ffsystemd.slice",
-            limits=ScopeLimits(memory_max=2**30, tasks_max=256, stop_timeout_usec=2_000_000),
+            limits=ScopeLimits(
+                memory_max=2**30, tasks_max=256, stop_timeout_usec=int(stop_timeout * 1_000_000)
+            ),
             **{
                 "xpra": self.xpra(),
                 "max_sessions": 3,
                 "ready_timeout": 5.0,
                 "culling_interval": 0.2,  # the housekeeping loop (reconnects) ticks every 0.2 s
+                "reap_timeout": 0.3,
                 **overrides,
             },
         )
@@ -181,6 +206,58 @@ class World:
             self.systemd.start_scope(name, pid, collect_mode)
         else:
             self.systemd.start_scope(name, pid, collect_mode=collect_mode)
+
+    # --- outages, the same on either systemd ----------------------------------------------
+    def kill_manager(self) -> None:
+        """The user manager leaves the bus (the bus stays): calls fail, job waits fail now."""
+        self.systemd.kill_manager()
+
+    def drop_bus(self) -> None:
+        """The bus goes away with the manager; clients are disconnected."""
+        if isinstance(self.systemd, MemorySystemd):
+            self.systemd.drop_bus()
+        else:
+            from fakes.faults import drop_bus
+
+            drop_bus(self.systemd)
+
+    def revive(self, keep: Sequence[tuple[str, int]] = ()) -> None:
+        """The bus is back with a fresh manager, running only the units in keep ((unit, pid) pairs),
+        as a systemd that kept those would; clients reconnect by themselves."""
+        if isinstance(self.systemd, MemorySystemd):
+            self.systemd.revive()
+            for unit, pid in keep:
+                self.systemd.start_scope(unit, pid)
+        else:
+            from fakes.faults import revive
+
+            fake = self.systemd
+
+            def kept_units() -> None:
+                for unit, pid in keep:
+                    fake.start_scope(unit, pid)
+
+            revive(fake, prepare=kept_units)
+
+    def job_waits(self, manager: SessionManager) -> int:
+        """How many job waits of manager's hang (a hanging start job)."""
+        if isinstance(self.systemd, MemorySystemd):
+            return self.systemd.waiting_jobs()
+        return len(manager.systemd._job_waiters)  # type: ignore[attr-defined]
+
+    async def hung_launch(self, manager: SessionManager) -> tuple[asyncio.Future[Any], str, list[int]]:
+        """Start a launch whose start job hangs; return (the launch, its unit, the PIDs in the unit).
+
+        Returns once the client waits for the start job (it has taken StartTransientUnit's reply):
+        a fault injected then hits the job wait.
+        """
+        self.systemd.hang_start_jobs()
+        launch = asyncio.ensure_future(manager.launch())
+        (unit,) = await eventually(lambda: self.units(), what="the hanging scope to be created")
+        pids = self.systemd.unit_pids(unit)
+        assert pids and all(alive(pid) for pid in pids)
+        await eventually(lambda: self.job_waits(manager), what="the client to wait for the start job")
+        return launch, unit, pids
 
     def units(self) -> list[str] | None:
         """Our units loaded in the systemd (None when no fake manager answers)."""
@@ -250,22 +327,39 @@ class World:
         return problems
 
 
+_TRANSPORTS: weakref.WeakSet[asyncio.base_subprocess.BaseSubprocessTransport] = weakref.WeakSet()
+"""Every subprocess transport created in this test process (alive or garbage not yet collected)."""
+
+
+def _register_transports() -> None:
+    """Record each new subprocess transport in _TRANSPORTS (once per process)."""
+    cls = asyncio.base_subprocess.BaseSubprocessTransport
+    if getattr(cls.__init__, "_ffsystemd_registers", False):
+        return
+    original = cls.__init__
+
+    def registering_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        _TRANSPORTS.add(self)
+
+    registering_init._ffsystemd_registers = True  # type: ignore[attr-defined]
+    cls.__init__ = registering_init  # type: ignore[method-assign]
+
+
+_register_transports()
+
+
 async def close_dropped_transports() -> None:
     """Close the subprocess transports of this loop that nobody closed, while the loop still runs.
 
     Left to the garbage collector, such a transport would be finalized after the test's loop
     closed, raising "Event loop is closed" at an arbitrary point of a later test. (Leftover
-    processes are reported by `finish()` before this runs, so this hides no leak.)
+    processes are reported by `finish()` before this runs, so this hides no leak.) The
+    transports are known from _TRANSPORTS, which also holds the dropped ones the garbage
+    collector has not reached yet, so no (slow) full collection is needed to find them.
     """
     loop = asyncio.get_running_loop()
-    gc.collect()
-    dropped = [
-        obj
-        for obj in gc.get_objects()
-        if isinstance(obj, asyncio.base_subprocess.BaseSubprocessTransport)
-        and obj._loop is loop
-        and not obj.is_closing()
-    ]
+    dropped = [t for t in list(_TRANSPORTS) if t._loop is loop and not t.is_closing()]
     for transport in dropped:
         transport.close()
     await eventually(

@@ -119,11 +119,11 @@ class MemoryClient:
         grace = min(unit.properties.get("TimeoutStopUSec", 5_000_000) / 1e6, systemd.stop_timeout_cap)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while unit.processes() and loop.time() < deadline:
+        while unit.has_processes() and loop.time() < deadline:
             await asyncio.sleep(TICK / 2)
-        if unit.processes():
+        if unit.has_processes():
             systemd.signal(unit, signal.SIGKILL)
-            while unit.processes():
+            while unit.has_processes():
                 await asyncio.sleep(TICK / 2)
         if unit.active_state != "failed":
             systemd.set_state(unit, "inactive", "dead")

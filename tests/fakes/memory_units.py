@@ -45,6 +45,17 @@ def _group_members(pgids: set[int]) -> set[int]:
     return found
 
 
+def _group_exists(pgid: int) -> bool:
+    """A process group with any member, zombies included (signal 0 sends nothing)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cmdline(pid: int) -> str:
     """The command line of pid, '' if it is gone."""
     try:
@@ -90,6 +101,13 @@ class MemoryUnit:
     def processes(self) -> list[int]:
         """Live PIDs of the unit: its PIDs and the members of the process groups they lead."""
         return sorted({p for p in self.pids if proc_stat(p) is not None} | _group_members(self.pgids))
+
+    def has_processes(self) -> bool:
+        """Whether processes() is not empty, without scanning /proc while one of its PIDs lives
+        (the ticker asks this of every unit every TICK) or when none of its groups exists."""
+        if any(proc_stat(p) is not None for p in self.pids):
+            return True
+        return bool(_group_members({g for g in self.pgids if _group_exists(g)}))
 
 
 @dataclass
@@ -139,7 +157,7 @@ class UnitStore:
         """A unit whose processes are all gone goes inactive and is collected (as systemd does)."""
         while self.units:
             for unit in list(self.units.values()):
-                if unit.active_state in ("active", "activating") and not unit.processes():
+                if unit.active_state in ("active", "activating") and not unit.has_processes():
                     self.set_state(unit, "inactive", "dead")
                     self.collect(unit)
             await asyncio.sleep(TICK)
