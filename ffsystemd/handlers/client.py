@@ -15,8 +15,9 @@ Xpra, and websocket upgrades, which are tunnelled (at most `max_connections_per_
 once per session: 429 beyond). No request body is ever read (NoBodyMixin: 413). Every response
 carries the session policy (ffsystemd.session_page); the page itself is Xpra's index.html
 rewritten by us (read at start-up, its scripts and styles pointing to the cacheable static
-route ffsystemd.handlers.static; fetched from the session's Xpra only when the client's files
-could not be read at start-up).
+route ffsystemd.handlers.static; other paths are files of that allow-list or 404). Only when
+the client's files could not be read at start-up are the page and files fetched from the
+session's Xpra.
 """
 
 from __future__ import annotations
@@ -188,9 +189,10 @@ class SessionClientHandler(NoBodyMixin):
         if files is not None and is_index(path):
             self._reply_page(files, with_body)
             return
-        if files is not None and files.get(path) is not None:
+        if files is not None:  # Xpra's HTTP is not needed at all: its files are all here
             found = files.get(path)
-            assert found is not None
+            if found is None:
+                raise web.HTTPError(404, "not a file of the session's client")
             self._reply(found.content_type, found.body, with_body)
             return
         content_type = "text/html; charset=utf-8" if is_index(path) else static_content_type(path)

@@ -236,6 +236,8 @@ async def test_the_page_comes_from_memory_and_points_to_the_static_route(
     # A file the page's scripts ask for next to the page comes from memory too.
     icon = await world.http(client + "js/Client.js", token=False)
     assert (icon.code, icon.body) == (200, b"var client = 'ours';\n")
+    for missing in ("js/echo-headers.js", "background.png", "js/outside.js"):  # the fake has the first
+        assert (await world.http(client + missing, token=False)).code == 404, missing
     assert await world.backend_requests(session["id"]) == before
 
 
