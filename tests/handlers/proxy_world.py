@@ -6,8 +6,8 @@ serves a page, echoes request headers, serves a 5 MB body, echoes websocket mess
 log of the requests it received (read directly on its socket, bypassing the proxy).
 
 The test modules import everything from here (`from proxy_world import *`): pytest-jupyter's
-fixtures come in with it, and they would shadow tests/handlers/conftest.py's, so the two
-overrides below (the same as the conftest's) live here too.
+fixtures come in with it, and they would shadow tests/handlers/conftest.py's, so the
+conftest's two overrides (jp_asyncio_loop, session_root) are imported again after it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,12 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from ffsystemd.manager import SessionManager
 from ffsystemd.session_dirs import session_paths
 
+from . import conftest as handlers_conftest
+
+# After pytest-jupyter's star import, which would shadow them: the conftest's own overrides.
+jp_asyncio_loop = handlers_conftest.jp_asyncio_loop
+session_root = handlers_conftest.session_root
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WS_XPRA = REPO / "tests" / "fakes" / "ws_xpra.py"
@@ -45,20 +49,6 @@ CAPABILITY_CHARS = 43
 
 
 # --- the server -----------------------------------------------------------------------------------
-@pytest.fixture
-def jp_asyncio_loop(_function_scoped_runner: asyncio.Runner) -> asyncio.AbstractEventLoop:
-    """pytest-asyncio's loop for this test: the server lives on the loop the test runs on."""
-    return _function_scoped_runner.get_loop()
-
-
-@pytest.fixture
-def session_root() -> Iterator[Path]:
-    """A short, empty session root under /tmp (unix socket paths must stay below 108 bytes)."""
-    root = Path(tempfile.mkdtemp(prefix="ffs-", dir="/tmp"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture
 def serverapp_traits() -> dict[str, Any]:
     """Extra ServerApp traits (tests parametrize this name to change them)."""
