@@ -16,8 +16,10 @@ Modes: `cold` launches a new session per click; `warm` has a pool of one pre-sta
 (`pool_size = 1`), which the click claims. Each mode has its own server; clicks alternate
 between the modes, and before every click each pool is full and its session idle (no process
 came or went for a few seconds), so no refill runs while a click is timed. The warm mode also
-reports the PSS of its pooled session while it waits, idle. `--variant` compares cold launches
-of configs instead (paired the same way), e.g. before/after a memory setting:
+reports the PSS of its pooled session while it waits, idle. Each click opens a new browser
+context (nothing cached) unless `--reuse-context` (a returning user: the client's files
+cached). `--variant` compares cold launches of configs instead (paired the same way), e.g.
+before/after a memory setting:
 
     benchmarks/click.py --runs 3 --variant 'old:screen_size="1920x1080"' --variant new
 """
@@ -51,6 +53,7 @@ STEPS = ("POST answered", "client connected", "window listed", "painted", "page 
 PAGE_TITLE = "ffsystemd test page"  # what tests.real.browser.RecordingPage serves
 PROGRAMS = ("Firefox", "Xpra", "Xvfb", "other")
 TILE = ".jp-LauncherCard"
+VIEWPORT = {"width": 1400, "height": 900}
 FRAME = ".jp-FFSystemd-frame"
 # Predicates evaluated in the session's iframe; each returns the page's clock (ms) once true.
 CONNECTED_JS = "() => window.client && window.client.connected === true && Date.now()"
@@ -197,8 +200,9 @@ def sessions(server: JupyterServer) -> list[dict[str, Any]]:
 
 
 def one_click(server: JupyterServer, browser: Any, index: int, settle: float) -> Run:
+    """`browser` is a Browser (each click a new context: nothing cached) or one BrowserContext."""
     """Open Lab, click the tile, time each step; then measure memory idle and close the session."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_page(**({"viewport": VIEWPORT} if hasattr(browser, "new_context") else {}))
     try:
         page.goto(f"{server.url}lab/workspaces/bench-{index}?reset&token={server.token}")
         tile = page.locator(TILE, has_text="Firefox").first
@@ -239,7 +243,9 @@ def one_click(server: JupyterServer, browser: Any, index: int, settle: float) ->
         page.close()
 
 
-def run_modes(modes: list[Mode], runs: int, settle: float, extra: dict[str, Any]) -> dict[str, list[Run]]:
+def run_modes(
+    modes: list[Mode], runs: int, settle: float, extra: dict[str, Any], reuse_context: bool = False
+) -> dict[str, list[Run]]:
     """One server per mode, all started first; the clicks alternate between modes (paired runs,
     so drift on a shared machine hits every mode alike)."""
     servers: dict[str, JupyterServer] = {}
@@ -247,6 +253,9 @@ def run_modes(modes: list[Mode], runs: int, settle: float, extra: dict[str, Any]
     try:
         with RecordingPage() as site, chromium() as browser:
             start_url = f"http://127.0.0.1:{site.port}/start"
+            # One context for every click: the client's files are in Chromium's cache from the
+            # second click on (each mode's server is its own origin, so its own cache entries).
+            context = browser.new_context(viewport=VIEWPORT) if reuse_context else None
             for mode in modes:
                 root = Path(tempfile.mkdtemp(prefix="ffs-click-", dir="/tmp"))
                 config = {"ready_timeout": 60, "start_url": start_url, **extra, **mode.config}
@@ -259,7 +268,7 @@ def run_modes(modes: list[Mode], runs: int, settle: float, extra: dict[str, Any]
                     pooled = {o.name: o.prepare(servers[o.name]) for o in modes if o.prepare is not None}
                     if mode.name in pooled:
                         POOL_PSS.append(session_memory(pooled[mode.name])[0])
-                    run = one_click(server, browser, i, settle)
+                    run = one_click(server, context or browser, i, settle)
                     results[mode.name].append(run)
                     steps = "  ".join(f"{s:.2f}" for s in run.steps)
                     print(
@@ -348,11 +357,17 @@ def main() -> int:
         default=[],
         help="compare cold launches of configs instead of cold/warm: NAME:trait=value;trait=value (repeat)",
     )
+    parser.add_argument(
+        "--reuse-context",
+        action="store_true",
+        help="one browser context for all clicks (a returning user: the client's files cached)",
+    )
     args = parser.parse_args()
     extra = parse_config(args.config)
     modes = [parse_variant(v) for v in args.variant] or list(MODES)
     results: dict[str, list[Run] | str] = {m.name: m.unavailable for m in modes if m.unavailable}
-    measured = run_modes([m for m in modes if not m.unavailable], args.runs, args.settle, extra)
+    chosen = [m for m in modes if not m.unavailable]
+    measured = run_modes(chosen, args.runs, args.settle, extra, reuse_context=args.reuse_context)
     results = {m.name: results.get(m.name) or measured[m.name] for m in modes}
     print()
     print(table(results, args.runs))
