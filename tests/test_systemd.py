@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
-from fakes.dbus_world import FAKE_XPRA, FakeSystemd, PrivateBus
+from fakes.dbus_world import FAKE_XPRA, FakeSystemd
 from fakes.polling import eventually as _eventually
+from fakes.private_bus import PrivateBus
 
 from ffsystemd.errors import (
     JobFailed,

@@ -22,12 +22,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from fakes.dbus_world import (
-    _BUS_CONFIG,
-    FakeSystemd,
-    end_process,
-)
+from fakes.dbus_world import FakeSystemd
 from fakes.polling import wait_until
+from fakes.private_bus import BUS_CONFIG, end_process
 
 
 def drop_bus(fake: FakeSystemd) -> None:
@@ -47,7 +44,7 @@ def drop_bus(fake: FakeSystemd) -> None:
 def _start_daemon(socket: Path, timeout: float = 10.0) -> subprocess.Popen[bytes]:
     workdir = socket.parent
     config = workdir / f"{socket.name}.conf"
-    config.write_text(_BUS_CONFIG.format(socket=socket))
+    config.write_text(BUS_CONFIG.format(socket=socket))
     with open(workdir / "dbus-daemon.log", "ab") as log:
         proc = subprocess.Popen(
             ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
