@@ -4,6 +4,11 @@ Xpra listens with a backlog of 5; a browser opening the client (or three tabs at
 dozens of files in parallel. Before connections were retried with a new socket, a connect
 refused with EAGAIN was taken for one in progress and ~40% of such fetches were 502
 "[Errno 22] Invalid argument" (scripts lost, the client never connected).
+
+With Xpra's client directory read at start-up (ffsystemd.client_files, the default where it is
+installed, as here) the files come from the server's memory and Xpra is not asked at all; the
+retry against a full backlog is the fallback's, tested with a busy fake in
+tests/handlers/test_session_client.py.
 """
 
 from __future__ import annotations
