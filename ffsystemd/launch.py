@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -31,6 +32,8 @@ from .session_dirs import SessionPaths, create_session_dirs, ensure_root
 from .units import scope_properties
 from .warm import WARM_PREFS, warm_child, write_warm_files
 from .watch import Watcher
+
+log = logging.getLogger(__name__)
 
 READY_POLL_INTERVAL = 0.02
 """How often a launch asks the session's socket whether Xpra serves yet (s): a refused connect is
@@ -111,6 +114,24 @@ class Launcher:
             self._launched(session, started, "failed", "systemd")
             raise
         self._launched(session, started, "running", None)
+
+    async def launch_in_background(self, session: Session) -> None:
+        """A launch nobody waits for (the manager spawns it): its failure becomes the session's
+        final record (state failed, the step and why in its message), which a cleanup removes."""
+        try:
+            await self.launch(session)
+        except LaunchCancelled:
+            return  # a cleanup stopped it: the cleanup forgets it
+        except (LaunchError, SystemdUnavailable) as exc:
+            # ffsystemd.sessions logs the failure once (the SessionLaunched event); details here
+            log.debug("ffsystemd: launch of session %s failed: %s", session.id, exc)
+            session.state = SessionState.FAILED
+            session.owner = Owner.END  # final: nothing may end it again
+            session.result = getattr(exc, "result", None)
+            session.message = str(exc)
+            session.ended_at = time.monotonic()
+            self.ctx.sessions[session.id] = session
+            self.stopper.trim_ended()
 
     def _launched(self, session: Session, started: float, outcome: LaunchOutcome, step: str | None) -> None:
         seconds = time.monotonic() - started

@@ -3,11 +3,12 @@
 It owns the registry, `max_sessions`, the public launch / status / cleanup / can_launch, the
 shared stats refresh, idle culling and shutdown; the work is done by its parts, which share a
 `ManagerContext`: `launch.Launcher` (the launch sequence), `watch.Watcher` (live state from
-systemd and Xpra), `ending.Stopper` (stopping units, final records), `adoption.Adopter`
-(re-adoption and re-sync after a (re)connect), `pool.WarmPool` (sessions started ahead, which
-a launch claims; they are not listed or counted until then). It knows nothing about HTTP or D-Bus: systemd is
-reached through a `SystemdPort` (systemd_api.py). Observers subscribe to `SessionEvent`s
-through `manager.observers.add(...)` (events.py).
+systemd and Xpra), `ending.Stopper` (stopping units, final records), `idle.Usage` (connections,
+activity, idle culling), `adoption.Adopter` (re-adoption and re-sync after a (re)connect),
+`pool.WarmPool` (sessions started ahead, which a launch claims; they are not listed or counted
+until then). It knows nothing about HTTP or D-Bus: systemd is reached through a `SystemdPort`
+(systemd_api.py). Observers subscribe to `SessionEvent`s through `manager.observers.add(...)`
+(events.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +28,18 @@ from .context import ManagerContext, ManagerSettings
 from .ending import Stopper
 from .errors import (
     FFSystemdError,
-    LaunchCancelled,
-    LaunchError,
     SessionLimitReached,
     SystemdTimeout,
     SystemdUnavailable,
     UnknownSession,
 )
 from .events import LaunchRefused, LaunchRequested, Observers, RefusalReason
+from .idle import Usage
 from .ids import is_valid_session_id
 from .launch import Launcher
 from .limits import UINT64_MAX
-from .outcome import Cause, Ending
 from .pool import WarmPool
-from .session import Owner, Session, SessionState, session_json
+from .session import Session, SessionState, session_json
 from .systemd_api import SystemdPort
 from .watch import Watcher
 
@@ -94,6 +92,7 @@ class SessionManager:
         self.pool = WarmPool(self.ctx, self.launcher, self.stopper, new_session=self.ctx.new_session)
         self.observers.add(self.pool.on_event)
         self.activity = ActivityRecorder(self.ctx)
+        self.usage = Usage(self.ctx, self.stopper, self.activity)
         systemd.add_event_handler(self.watcher.on_event)
         systemd.add_connect_callback(self.adopter.resync)
 
@@ -196,28 +195,15 @@ class SessionManager:
 
     def record_activity(self, session_id: str) -> None:
         """Note proxied traffic of a session (HTTP or websocket, either direction)."""
-        session = self._sessions.get(session_id)
-        if session is not None:
-            self._touch(session)
-
-    def _touch(self, session: Session) -> None:
-        """Activity now: in memory at once, in its session.json for `ffsystemd list` (rate-limited)."""
-        session.last_activity = datetime.now(timezone.utc)
-        self.activity.touched(session)
+        self.usage.record_activity(session_id)
 
     def connection_opened(self, session_id: str) -> None:
         """Count an open websocket connection to a session's Xpra."""
-        session = self._sessions.get(session_id)
-        if session is not None:
-            session.connections += 1
-            self._touch(session)
+        self.usage.connection_opened(session_id)
 
     def connection_closed(self, session_id: str) -> None:
         """Uncount a websocket connection that closed."""
-        session = self._sessions.get(session_id)
-        if session is not None and session.connections > 0:
-            session.connections -= 1
-            self._touch(session)
+        self.usage.connection_closed(session_id)
 
     async def status(self, session_id: str) -> dict[str, Any]:
         """Return the session JSON; live figures are at most stats_interval old."""
@@ -274,27 +260,10 @@ class SessionManager:
         session = self.ctx.new_session(url, warm=False)
         self.ctx.observers.emit(LaunchRequested(session.id, url))
         if not wait:
-            self.ctx.spawn(self._launch_in_background(session))
+            self.ctx.spawn(self.launcher.launch_in_background(session))
             return self.to_json(session)
         await self.launcher.launch(session)
         return self.to_json(session)
-
-    async def _launch_in_background(self, session: Session) -> None:
-        """A launch nobody waits for: its failure becomes the session's final record."""
-        try:
-            await self.launcher.launch(session)
-        except LaunchCancelled:
-            return  # a cleanup stopped it: the cleanup forgets it
-        except (LaunchError, SystemdUnavailable) as exc:
-            # ffsystemd.sessions logs the failure once (the SessionLaunched event); details here
-            log.debug("ffsystemd: launch of session %s failed: %s", session.id, exc)
-            session.state = SessionState.FAILED
-            session.owner = Owner.END  # final: nothing may end it again
-            session.result = getattr(exc, "result", None)
-            session.message = str(exc)
-            session.ended_at = time.monotonic()
-            self._sessions[session.id] = session
-            self.stopper.trim_ended()
 
     def refuse_launch(self, reason: RefusalReason, message: str = "") -> None:
         """Tell the observers a launch request was refused before it became a session
@@ -333,18 +302,7 @@ class SessionManager:
     # --- idle culling -----------------------------------------------------------
     async def cull_idle(self) -> list[str]:
         """Stop running sessions with no connection and no traffic for idle_timeout; return their ids."""
-        timeout = self.settings.idle_timeout
-        if timeout <= 0:
-            return []
-        now = datetime.now(timezone.utc)
-        culled = []
-        for session in list(self._sessions.values()):
-            if not session.endable or session.pooled or session.connections > 0:
-                continue
-            if (now - (session.last_activity or session.created)).total_seconds() >= timeout:
-                culled.append(session.id)
-                await self.stopper.end(session, Ending(Cause.IDLE, idle_timeout=timeout), stop_unit=True)
-        return culled
+        return await self.usage.cull()
 
 
 __all__ = ["UINT64_MAX", "ManagerSettings", "Session", "SessionManager"]

@@ -34,7 +34,7 @@ import psutil
 import pytest
 
 import ffsystemd.context
-import ffsystemd.manager
+import ffsystemd.idle
 from fakes.dbus_world import FAKE_XPRA, FAKE_XPRA_ENV, FakeSystemd
 from fakes.memory_systemd import MemorySystemd
 from fakes.polling import eventually
@@ -106,7 +106,7 @@ def advance_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
         def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
             return datetime.now(tz) + timedelta(seconds=seconds)
 
-    monkeypatch.setattr(ffsystemd.manager, "datetime", Later)
+    monkeypatch.setattr(ffsystemd.idle, "datetime", Later)
 
 
 def fixed_session_id(monkeypatch: pytest.MonkeyPatch, sid: str) -> None:
