@@ -148,3 +148,11 @@ def test_the_warm_start_child_replaces_firefox_and_xpra_keeps_its_own_options() 
 def test_bus_addresses_escape_what_d_bus_requires() -> None:
     paths = session_paths(Path("/srv/a b,c;d"), "abcdef012345")
     assert bus_address(paths) == "unix:path=/srv/a%20b%2cc%3bd/session-abcdef012345/runtime/bus"
+
+
+def test_the_options_the_warm_start_gives_firefox_are_refused_as_extra_arguments() -> None:
+    from ffsystemd.admin_args import firefox_arg_refusal
+
+    for option in ("--new-instance", "--profile", "--no-remote", "-remote", "--marionette"):
+        assert firefox_arg_refusal(option) is not None, option
+    assert firefox_arg_refusal("--kiosk") is None
