@@ -147,14 +147,20 @@ def managed_firefox_options() -> frozenset[str]:
     )
 
 
+XPRA_OPTION_TRAITS = {"clipboard": "clipboard", "clipboard-direction": "clipboard"}
+"""Managed Xpra options an admin sets through a trait instead (named in the refusal)."""
+
+
 def _xpra_refusal(name: str) -> str | None:
     for managed in sorted(managed_xpra_options()):
         if managed.startswith(name):
-            return (
+            why = (
                 f"--{managed} is set by ffsystemd"
                 if managed == name
                 else f"abbreviates --{managed}, set by ffsystemd"
             )
+            trait = XPRA_OPTION_TRAITS.get(managed)
+            return f"{why}; use c.FirefoxLauncher.{trait}" if trait else why
     for family in XPRA_REFUSED_FAMILIES:
         if family.startswith(name) and family != name:
             return f"abbreviates --{family}..., which ffsystemd manages"

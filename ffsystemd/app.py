@@ -155,6 +155,7 @@ class FirefoxLauncher(ScopeConfig, ServerConfig, BrowserConfig, ProxyConfig, Ext
                     **self.firefox_prefs,
                 },
                 pass_environment=tuple(self.pass_environment),
+                clipboard=self.clipboard,
             ),
             start_url=self.start_url,
             max_sessions=self.max_sessions,

@@ -76,6 +76,18 @@ class XpraSettings:
     screen_size: tuple[int, int] = (1920, 1080)
     extra_prefs: Mapping[str, object] = field(default_factory=dict)
     pass_environment: Sequence[str] = ()
+    clipboard: str = "both"
+
+
+CLIPBOARD_DIRECTIONS = {"both": "both", "to-firefox": "to-server", "to-browser": "to-client"}
+"""The `clipboard` setting's values (besides "off") and Xpra's --clipboard-direction for each."""
+
+
+def clipboard_args(clipboard: str) -> list[str]:
+    """Xpra's clipboard options for the `clipboard` setting ("off" or a CLIPBOARD_DIRECTIONS key)."""
+    if clipboard == "off":
+        return ["--clipboard=no"]
+    return ["--clipboard=yes", f"--clipboard-direction={CLIPBOARD_DIRECTIONS[clipboard]}"]
 
 
 def gate_command(argv: Sequence[str]) -> list[str]:
@@ -173,8 +185,7 @@ def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str, child: str 
         "--dbus-proxy=no",
         "--dbus-control=no",
         "--opengl=no",
-        "--clipboard=yes",  # the tab's copy and paste (not left to /etc/xpra); extra args may turn it off
-        "--clipboard-direction=both",
+        *clipboard_args(settings.clipboard),  # the tab's copy and paste, not left to /etc/xpra
         "--session-name=Firefox",
         f"--xvfb={xvfb_command(settings)}",
         "--resize-display=yes",

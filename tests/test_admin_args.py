@@ -122,8 +122,6 @@ def test_refused_xpra_args(arg):
     "arg",
     [
         "--dpi=120",
-        "--clipboard=no",
-        "--no-clipboard",
         "--keyboard-layout=us",
         "--encodings=png,jpeg",
         "--quality=50",
@@ -254,6 +252,8 @@ def test_harmless_prefs_pass(name):
         ("extra_xpra_args", ["--bind-tcp", "0.0.0.0:1"], "--bind*"),
         ("extra_xpra_args", ["-d", "all"], "short options"),
         ("extra_xpra_args", ["--html=/srv/www"], "--html is set by ffsystemd"),
+        ("extra_xpra_args", ["--clipboard=no"], "use c.FirefoxLauncher.clipboard"),
+        ("extra_xpra_args", ["--clipboard-direction=to-client"], "use c.FirefoxLauncher.clipboard"),
         ("extra_firefox_args", ["--kiosk", "--remote-debugging-port=9222"], "remote control"),
         ("extra_firefox_args", ["-profile", "/tmp/p"], "profile"),
         ("firefox_prefs", {"devtools.debugger.remote-enabled": True}, "remote debugging"),

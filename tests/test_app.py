@@ -115,8 +115,15 @@ def test_legacy_no_form_of_forbidden_option_is_refused():
 
 
 def test_harmless_extra_xpra_args_accepted():
-    app = _launcher(extra_xpra_args=["--dpi=120", "--clipboard=no"])
-    assert app.manager_settings().xpra.extra_xpra_args == ("--dpi=120", "--clipboard=no")
+    app = _launcher(extra_xpra_args=["--dpi=120", "--bell=no"])
+    assert app.manager_settings().xpra.extra_xpra_args == ("--dpi=120", "--bell=no")
+
+
+def test_clipboard_trait_reaches_xpra_settings_and_refuses_other_values():
+    assert _launcher().manager_settings().xpra.clipboard == "both"
+    assert _launcher(clipboard="off").manager_settings().xpra.clipboard == "off"
+    with pytest.raises(TraitError):
+        _launcher(clipboard="sideways")
 
 
 # --- defaults -------------------------------------------------------------------------

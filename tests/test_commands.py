@@ -108,18 +108,28 @@ def test_xvfb_command_default_screen():
     assert shlex.split(xvfb)[0] == "Xvfb"
 
 
-def test_xpra_argv_forwards_the_clipboard_both_ways_unless_extra_args_say_otherwise():
+def test_xpra_argv_forwards_the_clipboard_both_ways_by_default():
     argv = xpra_argv(SETTINGS, PATHS, URL)
     assert _one(argv, "--clipboard=") == "yes"
     assert _one(argv, "--clipboard-direction=") == "both"
-    later = xpra_argv(XpraSettings(extra_xpra_args=("--clipboard=no",)), PATHS, URL)
-    assert later.index("--clipboard=no") > later.index("--clipboard=yes")  # the last one wins in Xpra
+
+
+@pytest.mark.parametrize(
+    ("clipboard", "enabled", "direction"),
+    [("to-firefox", "yes", "to-server"), ("to-browser", "yes", "to-client"), ("off", "no", None)],
+)
+def test_xpra_argv_clipboard_setting_picks_xpra_direction(clipboard, enabled, direction):
+    argv = xpra_argv(XpraSettings(clipboard=clipboard), PATHS, URL)
+    assert _one(argv, "--clipboard=") == enabled
+    assert [a for a in argv if a.startswith("--clipboard-direction=")] == (
+        [f"--clipboard-direction={direction}"] if direction else []
+    )
 
 
 def test_xpra_argv_extra_args_appended():
-    settings = XpraSettings(extra_xpra_args=("--dpi=120", "--clipboard=no"))
+    settings = XpraSettings(extra_xpra_args=("--dpi=120", "--bell=no"))
     argv = xpra_argv(settings, PATHS, URL)
-    assert argv[-2:] == ["--dpi=120", "--clipboard=no"]
+    assert argv[-2:] == ["--dpi=120", "--bell=no"]
 
 
 # --- start-child / firefox_argv ------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from traitlets import Bool, Dict, HasTraits, Int, List, Unicode, validate
+from traitlets import Bool, Dict, Enum, HasTraits, Int, List, Unicode, validate
 
 from ..admin_args import firefox_arg_refusal, managed_xpra_options, pref_refusal, xpra_arg_refusal
 from ..commands import check_env_pattern
@@ -118,6 +118,16 @@ class BrowserConfig(HasTraits):
         " relative path must stay inside root_dir. Downloads there outlive their session. ''"
         " keeps each session's downloads in its own directory (<session>/downloads), removed"
         " with the session unless keep_profile. A page's file-upload dialog opens in root_dir.",
+    )
+    clipboard = Enum(
+        ["both", "to-firefox", "to-browser", "off"],
+        default_value="both",
+        config=True,
+        help="Copy and paste between the user's browser and the session's Firefox: 'both',"
+        " 'to-firefox' (the user may paste into Firefox, nothing copied there leaves it),"
+        " 'to-browser' (only text copied in Firefox reaches the user's browser) or 'off'."
+        " Enforced by Xpra's server (--clipboard, --clipboard-direction), whatever the page"
+        " or the client does.",
     )
     keep_profile = Bool(
         False,
