@@ -179,3 +179,61 @@ def test_ctrl_v_pastes_without_the_read_permission(
         wait_until(lambda: values[-1] == "x" + pasted, 30, f"the paste to arrive, saw {values[-3:]}")
         session_id = page.locator(PANEL).get_attribute("data-session-id")
     server.cleanup(id=session_id)
+
+
+def test_the_keyboard_follows_the_active_tab(
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+) -> None:
+    """Keys go to Firefox while its tab is active, to the other tab once that is (none are stolen)."""
+    url, values = keys_site
+    server = server_factory(screen_size="1280x800", start_url=url)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        frame = open_firefox_tab(page, server)
+        frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /keys page/.test(w.title); }}")
+        page.keyboard.type("ff1", delay=30)
+        wait_until(lambda: values and values[-1] == "ff1", 30, "the first keys in Firefox")
+
+        # Another tab (a text editor from a new launcher) takes the keyboard.
+        page.locator(".lm-TabBar-addButton:not(.lm-mod-hidden)").first.click()
+        text_file = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Text File\s*$"))
+        text_file.first.click(timeout=30_000)
+        editor = page.locator(".jp-FileEditor .cm-content").first
+        editor.wait_for(timeout=30_000)
+        wait_until(
+            lambda: page.evaluate("() => !!document.activeElement?.closest('.jp-FileEditor')"),
+            30,
+            "the editor to have the keyboard",
+        )
+        page.keyboard.type("lab", delay=30)
+        wait_until(lambda: "lab" in (editor.text_content() or ""), 30, "the keys in the editor")
+        assert values[-1] == "ff1"  # nothing reached Firefox
+
+        # Back to the Firefox tab (a click on its tab): the keyboard is Firefox's again.
+        page.locator(".lm-TabBar-tab", has_text="Firefox").first.click()
+        wait_until(
+            lambda: page.evaluate("() => document.activeElement?.className === 'jp-FFSystemd-frame'"),
+            30,
+            "the Firefox frame to have the keyboard",
+        )
+        page.keyboard.type("ff2", delay=30)
+        wait_until(lambda: values[-1] == "ff1ff2", 30, f"the keys back in Firefox, saw {values[-3:]}")
+        assert "ff2" not in (editor.text_content() or "")
+        save_artifact("view-keyboard-follows-tab.png", page.screenshot())
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
+
+
+def test_a_tab_larger_than_the_x_screen_is_filled_too(server_factory: Callable[..., JupyterServer]) -> None:
+    """Xvfb's screen (screen_size) cannot grow, but a window may be larger than it."""
+    server = server_factory(screen_size="800x600")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        frame = open_firefox_tab(page, server)
+        wait_until(lambda: fills(frame), 60, f"Firefox to fill the tab, saw {frame.evaluate(GEOMETRY)}")
+        width, height = frame.evaluate(GEOMETRY)["inner"]
+        assert width > 800 and height > 600
+        wait_until(lambda: painted_to_the_edges(page), 60, "Firefox to paint beyond the X screen's size")
+        save_artifact("view-larger-than-screen.png", page.screenshot())
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
