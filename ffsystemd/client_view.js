@@ -14,7 +14,9 @@
       keep keys pressed in the X server (hello capability keyboard_sync=false: every press is
       pressed and released at once, modifiers excepted). With the server's default, a key stays
       down in Xvfb until its release packet arrives, and Xvfb repeats it after 500 ms: on a
-      loaded machine one slow packet typed "Fiiiiiiii" (measured). */
+      loaded machine one slow packet typed "Fiiiiiiii" (measured).
+   4. A hidden tab does not resize Firefox to nothing, and a tab activated again hands the
+      keyboard back to the client's key catcher. */
 (function () {
   "use strict";
 
@@ -186,6 +188,16 @@
   }
 
   function patchClient(proto) {
+    /* A hidden tab is not a screen of size 0 (JupyterLab's hiddenMode "display" hides the
+       frame with display: none; its default keeps the size): Firefox keeps its size instead
+       of being shrunk and grown back at every tab switch. */
+    var screenResized = proto._screen_resized;
+    proto._screen_resized = function () {
+      if (!this.container || this.container.clientWidth === 0 || this.container.clientHeight === 0) {
+        return undefined;
+      }
+      return screenResized.apply(this, arguments);
+    };
     originalSend = proto.send;
     proto.send = function (packet) {
       if (heldKeys !== null && packet && packet[0] === "key-action") {
@@ -204,6 +216,14 @@
     };
   }
 
+  /* The frame got the keyboard back (its tab was activated): the client's key catcher takes it
+     again (the client's own attempt fails while the frame is hidden). */
+  window.addEventListener("focus", function () {
+    var pasteboard = document.getElementById("pasteboard");
+    if (window.client && window.client.capture_keyboard && pasteboard && document.activeElement !== pasteboard) {
+      pasteboard.focus();
+    }
+  });
   document.addEventListener("keydown", onKeyDown, true);
   document.addEventListener("paste", onPaste, true);
   document.addEventListener("DOMContentLoaded", function () {

@@ -216,6 +216,7 @@ def test_the_keyboard_follows_the_active_tab(
             30,
             "the Firefox frame to have the keyboard",
         )
+        assert frame.evaluate("() => document.activeElement.id") == "pasteboard"  # the client's key catcher
         page.keyboard.type("ff2", delay=30)
         wait_until(lambda: values[-1] == "ff1ff2", 30, f"the keys back in Firefox, saw {values[-3:]}")
         assert "ff2" not in (editor.text_content() or "")
