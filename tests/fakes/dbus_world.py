@@ -162,8 +162,9 @@ class FakeSystemd:
             return False
         return True
 
-    def stop(self) -> None:
-        """End the fake manager and the bus, by their PIDs; idempotent."""
+    def stop(self, keep_address: bool = False) -> None:
+        """End the fake manager and the bus, by their PIDs; idempotent. keep_address keeps the
+        bus's directory, so that a bus can be served on the same address again (faults.revive)."""
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -171,7 +172,10 @@ class FakeSystemd:
         if self.process is not None:
             end_process(self.process)
             self.process = None
-        self.bus.stop()
+        if keep_address:
+            self.bus.stop_daemon()
+        else:
+            self.bus.stop()
 
     def kill_manager(self) -> None:
         """End only the fake manager (the bus stays up): org.freedesktop.systemd1 loses its owner."""

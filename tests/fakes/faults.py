@@ -29,16 +29,7 @@ from fakes.private_bus import BUS_CONFIG, end_process
 
 def drop_bus(fake: FakeSystemd) -> None:
     """End the fake manager and the bus daemon (by their PIDs), keeping the directory of the address."""
-    if fake._conn is not None:
-        with contextlib.suppress(Exception):
-            fake._conn.close()
-        fake._conn = None
-    if fake.process is not None:
-        end_process(fake.process)
-        fake.process = None
-    if fake.bus.process is not None:
-        end_process(fake.bus.process)
-        fake.bus.process = None
+    fake.stop(keep_address=True)
 
 
 def _start_daemon(socket: Path, timeout: float = 10.0) -> subprocess.Popen[bytes]:

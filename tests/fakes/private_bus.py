@@ -85,10 +85,15 @@ class PrivateBus:
             raise RuntimeError(f"dbus-daemon did not start (printed {line!r})")
         return self
 
-    def stop(self) -> None:
+    def stop_daemon(self) -> None:
+        """End the dbus-daemon (by its PID), keeping the directory of its address."""
         if self.process is not None:
             end_process(self.process)
             self.process = None
+
+    def stop(self) -> None:
+        """End the dbus-daemon and remove its directory."""
+        self.stop_daemon()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> PrivateBus:
