@@ -27,8 +27,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/real/world.py imports fakes.polling
 
-from ffsystemd.app import find_firefox  # noqa: E402
 from ffsystemd.commands import (  # noqa: E402
     XpraSettings,
     session_environment,
@@ -36,6 +36,7 @@ from ffsystemd.commands import (  # noqa: E402
     xpra_argv,
     xpra_config_file,
 )
+from ffsystemd.config.browser import find_firefox  # noqa: E402
 from ffsystemd.readiness import serves_html5_client  # noqa: E402
 from ffsystemd.session_dirs import create_session_dirs, session_paths  # noqa: E402
 from tests.real.world import JupyterServer, firefox_window, process_tree, wait_until  # noqa: E402

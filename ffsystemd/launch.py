@@ -27,7 +27,7 @@ from .limits import UINT64_MAX
 from .outcome import RESULT_MESSAGES, exit_message
 from .process import GatedProcess, log_tail
 from .readiness import serves_html5_client
-from .session import Owner, Session, SessionState, write_metadata
+from .session import Owner, Session, SessionState, record_tail, write_metadata
 from .session_dirs import SessionPaths, create_session_dirs, ensure_root
 from .units import scope_properties
 from .warm import WARM_PREFS, warm_child, write_warm_files
@@ -117,7 +117,8 @@ class Launcher:
 
     async def launch_in_background(self, session: Session) -> None:
         """A launch nobody waits for (the manager spawns it): its failure becomes the session's
-        final record (state failed, the step and why in its message), which a cleanup removes."""
+        final record (state failed, why in its message, the failed `step` and the Xpra log's
+        `log_tail`, as a waited-for launch's error answer has them), which a cleanup removes."""
         try:
             await self.launch(session)
         except LaunchCancelled:
@@ -129,6 +130,8 @@ class Launcher:
             session.owner = Owner.END  # final: nothing may end it again
             session.result = getattr(exc, "result", None)
             session.message = str(exc)
+            session.step = exc.step if isinstance(exc, LaunchError) else "systemd"
+            session.log_tail = record_tail(exc.log_tail if isinstance(exc, LaunchError) else [])
             session.ended_at = time.monotonic()
             self.ctx.sessions[session.id] = session
             self.stopper.trim_ended()

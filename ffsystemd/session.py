@@ -91,6 +91,8 @@ class Session:
     unit_state_at: float = 0.0
     warm: bool = False  # started for the warm pool: Firefox takes its page later (ffsystemd.warm)
     pooled: bool = False  # in the warm pool, not yet claimed: hidden, not counted (ffsystemd.pool)
+    step: str | None = None  # the launch step that failed (set only when it failed while starting)
+    log_tail: list[str] | None = None  # the Xpra log's last lines then (bounded: record_tail)
 
     @property
     def active(self) -> bool:
@@ -134,13 +136,35 @@ class Session:
         return self.process is not None and self.process.exited
 
 
+RECORD_TAIL_LINES = 20
+RECORD_TAIL_CHARS = 4096
+RECORD_LINE_CHARS = 400
+
+
+def record_tail(lines: list[str]) -> list[str]:
+    """The Xpra log lines a failed launch's record carries: the last RECORD_TAIL_LINES, each cut
+    to RECORD_LINE_CHARS, together at most RECORD_TAIL_CHARS (every list poll carries them; the
+    whole log, bounded too, is kept under `<session_root>/failed/`)."""
+    kept: list[str] = []
+    total = 0
+    for line in reversed(lines[-RECORD_TAIL_LINES:]):
+        if len(line) > RECORD_LINE_CHARS:
+            line = line[: RECORD_LINE_CHARS - 1] + "…"
+        total += len(line)
+        if total > RECORD_TAIL_CHARS:
+            break
+        kept.append(line)
+    return kept[::-1]
+
+
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 UTC with a `Z`, or None."""
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def session_json(session: Session, url: str, server_id: str = "") -> dict[str, Any]:
-    """Render one session as the public session JSON (None where systemd reports "not available")."""
+    """Render one session as the public session JSON (None where systemd reports "not available");
+    `step` and `log_tail` are set only for a launch that failed while nobody waited for it."""
     unit = session.unit_state
     live = session.state in (SessionState.RUNNING, SessionState.STOPPING)
     quota = unit.cpu_quota_per_sec_usec
@@ -165,6 +189,8 @@ def session_json(session: Session, url: str, server_id: str = "") -> dict[str, A
         "connections": session.connections,
         "adopted": session.adopted,
         "server_id": server_id or None,
+        "step": session.step,
+        "log_tail": None if session.log_tail is None else list(session.log_tail),
     }
 
 

@@ -16,6 +16,7 @@ import {
   sessionDetail,
   sessionLabel,
   sessionTitle,
+  startFailure,
   startingText,
   ITrans,
   untranslated
@@ -46,6 +47,8 @@ function session(overrides: Partial<ISession> = {}): ISession {
     connections: 1,
     adopted: false,
     server_id: 'srv-1',
+    step: null,
+    log_tail: null,
     ...overrides
   };
 }
@@ -176,6 +179,45 @@ describe('classifyLookup', () => {
       message: 'the server answered 0'
     });
     expect(classifyLookup(200, { sessions: [] }).kind).toBe('unknown');
+  });
+});
+
+describe('startFailure', () => {
+  const failed = session({
+    state: 'failed',
+    main_pid: null,
+    message: "launch failed at step 'xpra-ready': Xpra exited with status 3 before it was ready",
+    step: 'xpra-ready',
+    log_tail: ['xpra: starting', 'fake xpra: failing on purpose']
+  });
+
+  it('gives a launch that failed while starting the error box: step, message, log tail', () => {
+    expect(startFailure(failed)).toEqual({
+      title: 'Firefox failed to start while waiting for Xpra to answer',
+      message: 'Xpra exited with status 3 before it was ready',
+      step: 'xpra-ready',
+      logTail: 'xpra: starting\nfake xpra: failing on purpose'
+    });
+  });
+
+  it('keeps a message that does not repeat the step, and an empty log', () => {
+    const failure = startFailure({
+      ...failed,
+      step: 'systemd',
+      message: 'no systemd user manager on the bus',
+      log_tail: []
+    });
+    expect(failure?.title).toBe('Firefox failed to start while talking to the systemd user manager');
+    expect(failure?.message).toBe('no systemd user manager on the bus');
+    expect(failure?.logTail).toBe('');
+  });
+
+  it('is null for every other session', () => {
+    expect(startFailure(null)).toBeNull();
+    expect(startFailure(session())).toBeNull();
+    expect(startFailure(session({ state: 'starting' }))).toBeNull();
+    // Failed after it ran (a crash, oom-kill): the ended view, not the launch error.
+    expect(startFailure(session({ state: 'failed', result: 'oom-kill' }))).toBeNull();
   });
 });
 

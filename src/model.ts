@@ -50,6 +50,10 @@ export interface ISession {
   adopted: boolean;
   /** The Jupyter server that owns the session (null when it has no server id). */
   server_id: string | null;
+  /** The launch step that failed, for a session that failed while starting (else null). */
+  step: string | null;
+  /** The Xpra log's last lines then (bounded), for a session that failed while starting. */
+  log_tail: string[] | null;
 }
 
 /** The JSON error body of the REST API (launch failures add `step` and `log_tail`). */
@@ -318,6 +322,30 @@ export function describeLaunchFailure(
     title = trans.__('Firefox failed to start');
   }
   return { title, message, step, logTail: tail.trimEnd() };
+}
+
+/**
+ * A session that failed while starting (its record carries the failed `step` and the Xpra
+ * log's tail, as a waited-for launch's error answer does) as the tab's error box shows it;
+ * null for any other session.
+ */
+export function startFailure(
+  session: Pick<ISession, 'state' | 'message' | 'step' | 'log_tail'> | null,
+  trans: ITrans = untranslated
+): ILaunchFailure | null {
+  if (!session || session.state !== 'failed' || !session.step) {
+    return null;
+  }
+  // The record's message starts with what the title already says.
+  const prefix = `launch failed at step '${session.step}': `;
+  const message = (session.message ?? '').startsWith(prefix)
+    ? (session.message ?? '').slice(prefix.length)
+    : session.message;
+  return describeLaunchFailure(
+    500,
+    { message: message ?? undefined, step: session.step, log_tail: session.log_tail ?? [] },
+    trans
+  );
 }
 
 /** Why the tab's session ended, from its last known state (null: the server forgot it). */

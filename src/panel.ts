@@ -19,6 +19,7 @@ import {
   ITrans,
   launchBody,
   Lookup,
+  startFailure,
   untranslated
 } from './model';
 import { IFollowing, SessionStore } from './store';
@@ -238,10 +239,19 @@ export class FirefoxPanel extends Widget {
         this._session = lookup.session;
         this._showEnded(endedText(lookup.session, this._trans), true);
         break;
-      case 'ended':
+      case 'ended': {
         this._session = lookup.session ?? this._session;
-        this._showEnded(endedText(lookup.session, this._trans));
+        // A launch that failed while starting: the failed step and Xpra's log, as before the
+        // tab stopped waiting for launches; Retry starts a new Firefox.
+        const failure = startFailure(lookup.session, this._trans);
+        if (failure) {
+          this._retry = () => this.launch();
+          this._showError(failure);
+        } else {
+          this._showEnded(endedText(lookup.session, this._trans));
+        }
         break;
+      }
       case 'unknown':
         // Not known yet, or a passing error (server busy or restarting): keep what is shown.
         break;

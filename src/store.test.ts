@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { CleanupBody, ICleanupResult, ISession, Lookup } from './model';
+import { CleanupBody, ICleanupResult, ISession, Lookup, startFailure } from './model';
 import {
   BURST_INTERVAL_MS,
   BURST_MS,
@@ -32,6 +32,8 @@ function session(id: string, overrides: Partial<ISession> = {}): ISession {
     connections: 1,
     adopted: false,
     server_id: null,
+    step: null,
+    log_tail: null,
     ...overrides
   };
 }
@@ -175,6 +177,35 @@ describe('SessionStore', () => {
     await refreshed();
     expect(seen[1]).toEqual({ kind: 'ended', session: null });
     tab.dispose();
+  });
+
+  it('tells a tab whose session was starting that its launch failed, with step and log', async () => {
+    const starting = session(C, { state: 'starting', main_pid: null, memory_current: null });
+    store.track(starting); // the launch's 202 answer
+    const seen: Lookup[] = [];
+    store.follow(C, lookup => seen.push(lookup));
+    source.sessions.push(structuredClone(starting));
+    await refreshed();
+    expect(seen).toEqual([]); // still starting: nothing new for the tab
+    source.sessions[2] = session(C, {
+      state: 'failed',
+      main_pid: null,
+      memory_current: null,
+      message: "launch failed at step 'unit-start': job finished with result 'failed'",
+      step: 'unit-start',
+      log_tail: ['fake xpra: never started']
+    });
+    await refreshed();
+    expect(seen.map(lookup => lookup.kind)).toEqual(['ended']);
+    const ended = seen[0].kind === 'ended' ? seen[0].session : null;
+    expect(ended?.step).toBe('unit-start');
+    expect(ended?.log_tail).toEqual(['fake xpra: never started']);
+    // What the tab's error box then shows (src/panel.ts: the `ended` lookup of a start failure).
+    expect(startFailure(ended)).toMatchObject({
+      title: 'Firefox failed to start while starting the systemd scope',
+      step: 'unit-start',
+      logTail: 'fake xpra: never started'
+    });
   });
 
   it('passes on stopping before the end', async () => {

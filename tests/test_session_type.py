@@ -41,8 +41,9 @@ def ts_string_union(name: str, source: str) -> set[str]:
     return set(re.findall(r"'([^']*)'", match.group(1)))
 
 
-def rendered(filled: bool) -> dict[str, Any]:
-    """Session JSON of a running session with every value set, or with every optional one unset."""
+def rendered(filled: bool, failed: bool = False) -> dict[str, Any]:
+    """Session JSON of a running session with every value set, or with every optional one unset;
+    `failed`: a launch that failed while starting (its step and the Xpra log's tail set)."""
     snapshot = (
         UnitSnapshot(
             load_state="loaded",
@@ -75,6 +76,10 @@ def rendered(filled: bool) -> dict[str, Any]:
         connections=2 if filled else 0,
         unit_state=snapshot,
     )
+    if failed:
+        session.state = SessionState.FAILED
+        session.step = "xpra-ready"
+        session.log_tail = ["fake xpra: failing on purpose"]
     return session_json(session, f"/firefox-launcher/session/{SID}/", "srv-1" if filled else "")
 
 
@@ -88,6 +93,8 @@ def fits(value: Any, alternatives: set[str], states: set[str]) -> bool:
         return "number" in alternatives
     if isinstance(value, str):
         return "string" in alternatives or ("SessionState" in alternatives and value in states)
+    if isinstance(value, list):
+        return "string[]" in alternatives and all(isinstance(item, str) for item in value)
     return False
 
 
@@ -96,10 +103,12 @@ def source() -> str:
     return MODEL_TS.read_text()
 
 
-@pytest.mark.parametrize("filled", [True, False], ids=["values", "nulls"])
-def test_the_front_end_type_has_exactly_the_server_fields(source: str, filled: bool) -> None:
+@pytest.mark.parametrize(
+    ("filled", "failed"), [(True, False), (False, False), (True, True)], ids=["values", "nulls", "failed"]
+)
+def test_the_front_end_type_has_exactly_the_server_fields(source: str, filled: bool, failed: bool) -> None:
     fields = ts_interface("ISession", source)
-    json = rendered(filled)
+    json = rendered(filled, failed)
     missing = sorted(set(json) - set(fields))
     extra = sorted(set(fields) - set(json))
     assert not missing, f"ISession in src/model.ts lacks fields the server sends: {missing}"

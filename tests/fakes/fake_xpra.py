@@ -8,6 +8,7 @@ then removes its socket and exits 0. It does not run the start child.
 
 Fault injection, read at start from the environment:
   FAKE_XPRA_EXIT_AT_START=<code>  print "fake xpra: failing on purpose" to stderr, exit <code>
+  FAKE_XPRA_LOG_FLOOD=1           first log 30 lines of 1000 characters (a log of huge lines)
   FAKE_XPRA_NEVER_READY=1         never bind the socket; just wait for SIGTERM
   FAKE_XPRA_IGNORE_SIGTERM=1      ignore SIGTERM (only SIGKILL, or SIGINT, ends it)
 """
@@ -101,6 +102,9 @@ def main(argv: list[str]) -> int:
     if "start-child" in options:
         log(f"fake xpra: start child (not run): {options['start-child']}")
 
+    if os.environ.get("FAKE_XPRA_LOG_FLOOD") == "1":
+        for n in range(30):
+            log(f"fake xpra: flood line {n} " + "x" * 1000)
     exit_code = os.environ.get("FAKE_XPRA_EXIT_AT_START")
     if exit_code:
         log("fake xpra: failing on purpose")

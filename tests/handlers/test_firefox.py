@@ -20,6 +20,7 @@ from fakes.dbus_world import FakeSystemd
 from fakes.polling import eventually
 
 from ffsystemd.manager import SessionManager
+from ffsystemd.session import RECORD_LINE_CHARS, RECORD_TAIL_CHARS, RECORD_TAIL_LINES
 
 from .conftest import (
     FIREFOX_ROUTE,
@@ -425,6 +426,55 @@ async def test_xpra_exiting_at_start_leaves_nothing(
     assert body["result"] is None  # systemd gave no verdict of its own (no oom-kill, no timeout)
     assert_nothing_left(fake_systemd, session_root, manager)
     assert await api.sessions() == []
+
+
+async def failed_record(api: Api, session_id: str) -> dict[str, Any]:
+    """The final record of a launch nobody waited for, once it failed (polled)."""
+
+    async def final() -> dict[str, Any] | None:
+        reply = await api.session(session_id)
+        return reply.json if reply.code == 200 and reply.json["state"] == "failed" else None
+
+    return await eventually(final, 20, "the failed launch's final record")
+
+
+async def test_a_launch_nobody_waits_for_keeps_its_failed_step_and_log_tail(
+    api: Api, fake_systemd: FakeSystemd, session_root: Path, manager: SessionManager, xpra_env: Any
+) -> None:
+    """What the tab shows of a failed start (`wait: false`): the record has what a 500 answer had."""
+    xpra_env(FAKE_XPRA_EXIT_AT_START="3")
+    reply = await api.call("POST", FIREFOX_ROUTE, {"wait": False})
+    assert reply.code == 202, reply.body
+    assert reply.json["state"] == "starting"
+    assert reply.json["step"] is None and reply.json["log_tail"] is None  # nothing failed yet
+    record = await failed_record(api, reply.json["id"])
+    assert record["step"] == "xpra-ready", record
+    assert "status 3" in record["message"]
+    assert "fake xpra: failing on purpose" in record["log_tail"]
+    assert all(isinstance(line, str) for line in record["log_tail"])
+    (listed,) = await api.sessions()  # the list the tab's store polls carries them too
+    assert (listed["step"], listed["log_tail"]) == (record["step"], record["log_tail"])
+    assert fake_systemd.loaded_units() == [] and session_dirs(session_root) == []  # only the record
+    # The Xpra log is also kept whole (bounded) for `ffsystemd logs ID`.
+    kept = session_root / "failed" / f"session-{record['id']}.log"
+    assert "fake xpra: failing on purpose" in kept.read_text()
+    assert (await api.cleanup(id=record["id"])).code == 200
+    assert_nothing_left(fake_systemd, session_root, manager)
+
+
+async def test_a_failed_start_record_has_a_bounded_log_tail(
+    api: Api, manager: SessionManager, xpra_env: Any
+) -> None:
+    """A log of huge lines cannot make every list poll huge: lines and their total are cut."""
+    xpra_env(FAKE_XPRA_EXIT_AT_START="3", FAKE_XPRA_LOG_FLOOD="1")
+    reply = await api.call("POST", FIREFOX_ROUTE, {"wait": False})
+    record = await failed_record(api, reply.json["id"])
+    tail = record["log_tail"]
+    assert tail and len(tail) <= RECORD_TAIL_LINES
+    assert all(len(line) <= RECORD_LINE_CHARS for line in tail)
+    assert sum(map(len, tail)) <= RECORD_TAIL_CHARS
+    assert tail[-1] == "fake xpra: failing on purpose"  # the last line, the one that says why, stays
+    await manager.cleanup([record["id"]])
 
 
 @pytest.mark.launcher(ready_timeout=1)

@@ -145,3 +145,45 @@ def test_the_sandboxed_tab_takes_keys_and_follows_its_size(server_factory) -> No
         save_artifact("lab-typed-url.png", page.screenshot())
         session_id = page.locator(PANEL).get_attribute("data-session-id")
     server.cleanup(id=session_id)
+
+
+def test_a_launch_that_fails_at_start_shows_the_step_and_the_xpra_log(server_factory, tmp_path) -> None:
+    """The tab launches without waiting (202, starting): when the start then fails, its error box
+    still names the failed step and shows the tail of Xpra's log, from the session's final record."""
+    broken = tmp_path / "broken-xpra"
+    broken.write_text('#!/bin/sh\necho "broken xpra: failing at start on purpose" >&2\nexit 7\n')
+    broken.chmod(0o755)
+    server: JupyterServer = server_factory(xpra_command=[str(broken)])
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}lab?token={server.token}")
+        tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+        tile.first.click(timeout=60_000)
+        failed = page.locator(f"{PANEL}[data-state='error']")
+        failed.wait_for(timeout=90_000)
+        session_id = failed.get_attribute("data-session-id")
+        assert session_id and re.fullmatch(r"[0-9a-f]{12}", session_id)
+        (record,) = sessions(server)
+        assert record["id"] == session_id and record["state"] == "failed", record
+        assert record["step"] == "xpra-ready", record
+        box = failed.locator(".jp-FFSystemd-error")
+        assert box.get_attribute("role") == "alert"
+        assert box.locator(".jp-FFSystemd-title").inner_text() == (
+            "Firefox failed to start while waiting for Xpra to answer"
+        )
+        assert "status 7" in box.locator(".jp-FFSystemd-message").inner_text()
+        assert box.locator(".jp-FFSystemd-step").inner_text() == "Failed step: xpra-ready"
+        box.locator(".jp-FFSystemd-log summary").click()
+        log = box.locator(".jp-FFSystemd-log pre")
+        assert "broken xpra: failing at start on purpose" in log.inner_text()
+        assert log.is_visible()
+        save_artifact("lab-start-failed.png", page.screenshot())
+
+        # Retry starts a new Firefox (a new session), which fails the same way.
+        box.locator(".jp-FFSystemd-retry").click()
+        again = page.locator(f"{PANEL}[data-state='error']:not([data-session-id='{session_id}'])")
+        again.wait_for(timeout=90_000)
+        log_again = again.locator(".jp-FFSystemd-log pre").text_content() or ""  # (folded)
+        assert "broken xpra: failing at start on purpose" in log_again
+        assert server.cleanup(all=True)["errors"] == {}
+        assert sessions(server) == []
