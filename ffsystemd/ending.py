@@ -185,7 +185,8 @@ class Stopper:
                 await self.ctx.systemd.unwatch_unit(session.unit)
             with contextlib.suppress(OSError, ValueError):
                 remove_session_dir(session.paths)
-            self.ctx.sessions.pop(session.id, None)
+            if not session.keep_record:  # else the background launch turns it into its final record
+                self.ctx.sessions.pop(session.id, None)
 
     async def discard_unit(self, sid: str, active_state: str) -> None:
         """A unit of ours that is dead or failed: stop and reset it, drop its directory."""

@@ -118,11 +118,15 @@ class Launcher:
     async def launch_in_background(self, session: Session) -> None:
         """A launch nobody waits for (the manager spawns it): its failure becomes the session's
         final record (state failed, why in its message, the failed `step` and the Xpra log's
-        `log_tail`, as a waited-for launch's error answer has them), which a cleanup removes."""
+        `log_tail`, as a waited-for launch's error answer has them), which a cleanup removes.
+        The record stays listed all along (a list between the teardown and the final record
+        would otherwise miss it, and a tab would take its session for gone)."""
+        session.keep_record = True
         try:
             await self.launch(session)
         except LaunchCancelled:
-            return  # a cleanup stopped it: the cleanup forgets it
+            self._forget(session)  # a cleanup stopped it: nothing to report
+            return
         except (LaunchError, SystemdUnavailable) as exc:
             # ffsystemd.sessions logs the failure once (the SessionLaunched event); details here
             log.debug("ffsystemd: launch of session %s failed: %s", session.id, exc)
@@ -135,6 +139,13 @@ class Launcher:
             session.ended_at = time.monotonic()
             self.ctx.sessions[session.id] = session
             self.stopper.trim_ended()
+        except BaseException:
+            self._forget(session)  # cancelled by shutdown: nobody lists it any more
+            raise
+
+    def _forget(self, session: Session) -> None:
+        if self.ctx.sessions.get(session.id) is session:
+            self.ctx.sessions.pop(session.id)
 
     def _launched(self, session: Session, started: float, outcome: LaunchOutcome, step: str | None) -> None:
         seconds = time.monotonic() - started

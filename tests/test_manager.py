@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 from fakes.manager_world import World, alive, ended
@@ -296,15 +297,39 @@ async def test_a_failed_launch_nobody_waits_for_is_logged_once(
     world.memory.set_start_result("failed")
     with caplog.at_level(logging.INFO):
         session = await manager.launch(wait=False)
-        # (the teardown drops the record before the failed one is put back: poll the ids first)
-        await eventually(
-            lambda: (
-                session["id"] in manager.session_ids() and manager.get(session["id"]).state.value == "failed"
-            ),
-            10,
-            "the failed record",
-        )
+        await eventually(lambda: manager.get(session["id"]).state.value == "failed", 10, "the failed record")
     about = [r for r in caplog.records if session["id"] in r.getMessage() and r.levelno >= logging.WARNING]
     assert [r.name for r in about] == ["ffsystemd.sessions"], [r.getMessage() for r in about]
     assert "launch failed at step unit-start" in about[0].getMessage()
     assert (await manager.cleanup([session["id"]]))[0] == [session["id"]]
+
+
+async def test_a_failed_launch_nobody_waits_for_stays_listed_through_its_teardown(world: World) -> None:
+    """A list between the teardown and the final record must not miss it (a tab would take the
+    session for gone and show "ended" instead of the failed step)."""
+    manager = world.make()
+    world.memory.set_start_result("failed")
+    listed_after_teardown: list[bool] = []
+    teardown = manager.stopper.teardown_launch
+
+    async def watched_teardown(session: Any) -> None:
+        await teardown(session)
+        listed_after_teardown.append(session.id in manager.session_ids())
+
+    manager.stopper.teardown_launch = watched_teardown  # type: ignore[method-assign]
+    session = await manager.launch(wait=False)
+    await eventually(lambda: manager.get(session["id"]).state.value == "failed", 10, "the failed record")
+    assert listed_after_teardown == [True]
+    assert manager.get(session["id"]).step == "unit-start"
+    assert (await manager.cleanup([session["id"]]))[0] == [session["id"]]
+    assert session["id"] not in manager.session_ids()
+
+
+async def test_a_cleanup_of_a_launch_nobody_waits_for_forgets_it(world: World) -> None:
+    manager = world.make(job_timeout=30)
+    world.memory.hang_start_jobs()
+    session = await manager.launch(wait=False)
+    await eventually(lambda: world.memory.waiting_jobs() == 1, 10, "the hanging start job")
+    assert (await manager.cleanup([session["id"]]))[0] == [session["id"]]
+    await eventually(lambda: session["id"] not in manager.session_ids(), 10, "the record forgotten")
+    assert world.units() == [] and world.dirs() == []
