@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -42,6 +43,30 @@ def open_firefox_tab(page: Page, server: JupyterServer, start_url: str | None = 
     tile.first.click(timeout=60_000)
     page.locator(f"{PANEL}[data-state='running']").wait_for(timeout=90_000)
     return wait_for_firefox(page)
+
+
+def focus_state(page: Page, frame: Frame) -> str:
+    """Where the keyboard is, in JupyterLab's page and in the client's frame (for failure messages)."""
+    outer = page.evaluate("() => [document.activeElement?.className, document.hasFocus()]")
+    inner = frame.evaluate("() => [document.activeElement?.id, document.hasFocus(), client.topwindow]")
+    return f"page {outer}, frame {inner}"
+
+
+def firefox_takes_keys(page: Page, frame: Frame, values: list[str]) -> None:
+    """Wait until the just-started Firefox's keys page takes keys at all, then empty it.
+
+    These tests are about the tab, the clipboard and tab switches, not the first keys of a fresh
+    Firefox (test_keyboard_real): in the lab those were seen lost in ~3 of 15 runs although Xpra
+    handed every one to Firefox's focused window (--debug=keyboard); cause not found.
+    """
+    deadline = time.monotonic() + 60
+    while not values:
+        assert time.monotonic() < deadline, f"Firefox never took a key ({focus_state(page, frame)})"
+        page.keyboard.press("x")
+        page.wait_for_timeout(1000)
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Backspace")
+    wait_until(lambda: values[-1] == "", 30, "the page's text area to be empty again")
 
 
 def fills(frame: Frame, slack: int = 2) -> dict | None:
@@ -130,6 +155,7 @@ def test_the_clipboard_works_both_ways(
         page = context.new_page()
         frame = open_firefox_tab(page, server)
         frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /keys page/.test(w.title); }}")
+        firefox_takes_keys(page, frame, values)
         copied = "copied in Firefox 42"
         page.keyboard.type(copied, delay=30)
         wait_until(lambda: values and values[-1] == copied, 30, f"the page to hold {copied!r}")
@@ -171,8 +197,9 @@ def test_ctrl_v_pastes_without_the_read_permission(
         frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /keys page/.test(w.title); }}")
         read = "() => navigator.clipboard.readText().then(() => 'read', () => 'denied')"
         assert frame.evaluate(read) == "denied"
+        firefox_takes_keys(page, frame, values)
         page.keyboard.type("x", delay=30)
-        wait_until(lambda: values and values[-1] == "x", 30, "the page to hold 'x'")
+        wait_until(lambda: values[-1] == "x", 30, "the page to hold 'x'")
         pasted = "no read permission needed ✓"
         page.evaluate("text => navigator.clipboard.writeText(text)", pasted)
         page.keyboard.press("Control+v")
@@ -191,6 +218,7 @@ def test_the_keyboard_follows_the_active_tab(
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         frame = open_firefox_tab(page, server)
         frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /keys page/.test(w.title); }}")
+        firefox_takes_keys(page, frame, values)
         page.keyboard.type("ff1", delay=30)
         wait_until(lambda: values and values[-1] == "ff1", 30, "the first keys in Firefox")
 
