@@ -22,6 +22,8 @@ from fakes import polling
 REPO = Path(__file__).resolve().parents[2]
 # Slow machines (the VM tier's emulated guest) stretch every deadline by this factor.
 TIME_SCALE = polling.TIME_SCALE
+# An API call (a launch answers once Xpra is ready) may take this long on a slow host.
+HTTP_TIMEOUT = 120 * TIME_SCALE
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -198,11 +200,11 @@ class JupyterServer:
         return {"Authorization": f"token {self.token}"}
 
     def get(self, path: str, **kw: Any) -> requests.Response:
-        return requests.get(self.url + path, headers=self.headers(), timeout=120, **kw)
+        return requests.get(self.url + path, headers=self.headers(), timeout=HTTP_TIMEOUT, **kw)
 
     def post(self, path: str, body: Any = None, **kw: Any) -> requests.Response:
         data = None if body is None else json.dumps(body)
-        return requests.post(self.url + path, data=data, headers=self.headers(), timeout=120, **kw)
+        return requests.post(self.url + path, data=data, headers=self.headers(), timeout=HTTP_TIMEOUT, **kw)
 
     def client_path(self, session: dict[str, Any], query: str = "") -> str:
         """Where the session page sends an authenticated browser: `.../c/<capability>/?<options>`.

@@ -14,6 +14,7 @@ from typing import Any
 from real.world import systemctl_show
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+USER_MANAGER = CGROUP_ROOT / "user.slice" / "user-1000.slice" / "user@1000.service"  # alice's
 OUT = Path(os.environ.get("FFSYSTEMD_VM_OUT", "."))
 
 

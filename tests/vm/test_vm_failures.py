@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from real.world import JupyterServer, our_units
 
-from .guest import Stopwatch, record_figure
+from .guest import USER_MANAGER, Stopwatch, read_keyed, record_figure
 
 pytestmark = pytest.mark.vm
 
@@ -24,15 +24,23 @@ def test_a_launch_with_too_little_memory_fails_with_the_step_oom_kill_and_the_lo
     servers: Callable[..., JupyterServer],
 ) -> None:
     server = servers(memory_max="8M")
+    # Counted over alice's whole manager (memory.events is hierarchical): did the kernel kill?
+    kills_before = read_keyed(USER_MANAGER / "memory.events")["oom_kill"]
     watch = Stopwatch()
     resp = server.post("firefox-launcher/api/firefox", {"url": "about:blank"})
     record_figure("oom_launch_post_to_error", watch())
     assert resp.status_code == 500, resp.text
     body = resp.json()
     assert body["step"] == "xpra-ready", body
-    assert body["result"] == "oom-kill", body
-    assert "memory_max" in body["message"], body
     assert isinstance(body["log_tail"], list), body
+    # At 8M the kernel either OOM-kills Xpra or Xvfb at once, or (file pages still reclaimable)
+    # lets them crawl until Xpra gives up on Xvfb's display; both are reported as memory_max.
+    if read_keyed(USER_MANAGER / "memory.events")["oom_kill"] > kills_before:
+        assert body["result"] == "oom-kill", body
+        assert "ran out of memory (memory_max)" in body["message"], body
+    else:
+        assert body["result"] is None, body
+        assert "the session reached its memory limit (memory_max=8 MiB)" in body["message"], body
     assert_nothing_left(server)
 
 

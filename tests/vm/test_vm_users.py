@@ -41,8 +41,11 @@ def bob_server() -> Iterator[JupyterServer]:
         "JUPYTER_CONFIG_DIR": f"{bob_root}/config",
         "PATH": os.environ["PATH"],
     }
+    # His server serves his own directory: ffsystemd refuses a root_dir (where Downloads go)
+    # that another user owns, as it did when this was alice's config directory.
     server = JupyterServer(
         config_dir,
+        root_dir=Path(bob_root),
         config={"session_root": f"{bob_root}/sessions"},
         command_prefix=["sudo", "-n", "-u", "bob", "env", *(f"{k}={v}" for k, v in env.items())],
     )
@@ -71,6 +74,9 @@ def test_bob_cannot_reach_alice_sessions(
     assert listing.returncode != 0 and "Permission denied" in listing.stderr, listing
     connect = as_bob("python3", "-c", CONNECT, str(sock))
     assert connect.returncode == 3 and connect.stdout.strip() == "PermissionError", connect
+    # Nor can he reach alice's user manager, which could stop her session's unit.
+    bus = as_bob("python3", "-c", CONNECT, "/run/user/1000/bus")
+    assert bus.returncode == 3 and bus.stdout.strip() == "PermissionError", bus
 
     # bob's own server runs on his own manager and knows nothing of alice's session.
     resp = bob_server.get("firefox-launcher/api/health")
@@ -80,8 +86,11 @@ def test_bob_cannot_reach_alice_sessions(
     assert bob_server.get("firefox-launcher/api/firefox").json() == {"sessions": []}
     assert bob_server.get(f"firefox-launcher/api/firefox?id={sid}").status_code == 404
     assert bob_server.get(f"firefox-launcher/session/{sid}/").status_code == 404
-    result = bob_server.post("firefox-launcher/api/cleanup", {"id": sid}).json()
-    assert result["stopped"] == [] and sid in result["errors"], result
+    refused = bob_server.post("firefox-launcher/api/cleanup", {"id": sid})
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["message"] == f"no such session of this launcher: {sid}", refused.text
+    everything = bob_server.post("firefox-launcher/api/cleanup", {"all": True, "force": True}).json()
+    assert everything["stopped"] == [], everything
     # ...and alice's session never noticed.
     assert alice.status(sid)["state"] == "running"
     assert alice.cleanup(id=sid)["stopped"] == [sid]
