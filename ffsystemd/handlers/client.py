@@ -23,7 +23,6 @@ session's Xpra.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +47,7 @@ from ..session_page import (
 )
 from ..unix_socket import connect_unix
 from ..ws_tunnel import tunnel, upgrade_request
-from .proxy import NoBodyMixin, capabilities, session_prefix
+from .proxy import PlainGetHandler, capabilities, session_prefix
 
 CLIENT_ROUTE = (
     rf"/firefox-launcher/session/(?P<session_id>{SESSION_ID_PATTERN})"
@@ -63,7 +62,7 @@ WAIT_GRACE = 5.0
 """Beyond the launch's ready_timeout, how long such a request waits before its 504 (s)."""
 
 
-class SessionClientHandler(NoBodyMixin):
+class SessionClientHandler(PlainGetHandler):
     """Serve one session's client under its capability: page, files, websocket (no request body)."""
 
     def initialize(self) -> None:
@@ -141,15 +140,6 @@ class SessionClientHandler(NoBodyMixin):
         if allowed == "*" or origin == allowed or (pattern is not None and pattern.match(origin)):
             return True
         return urlsplit(origin).netloc.lower() == self.request.host.lower()
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """JSON errors like Jupyter's: {"message", "reason"}."""
-        if status_code == 405:
-            self.set_header("Allow", "GET, HEAD")
-        exc = kwargs["exc_info"][1] if kwargs.get("exc_info") else None
-        message = getattr(exc, "log_message", None) or self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message, "reason": self._reason}))
 
     def _record_activity(self) -> None:
         """Count traffic: the session's last_activity, its capability, Jupyter's own idle tracking."""

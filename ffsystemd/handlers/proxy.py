@@ -16,6 +16,7 @@ with a body) before its body is read.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
@@ -71,6 +72,20 @@ class NoBodyMixin(AnswerTracking, web.RequestHandler):
         if chunk and not self.answered:
             error = web.HTTPError(413, "session URLs take no request body")
             self.send_error(413, exc_info=(web.HTTPError, error, None))
+
+
+class PlainGetHandler(NoBodyMixin):
+    """A GET/HEAD route outside Jupyter's handler bases (no Jupyter credential works there),
+    answering errors as Jupyter does: JSON {"message", "reason"}, and `Allow` on a 405."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """JSON errors like Jupyter's: {"message", "reason"}."""
+        if status_code == 405:
+            self.set_header("Allow", "GET, HEAD")
+        exc = kwargs["exc_info"][1] if kwargs.get("exc_info") else None
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message, "reason": self._reason}))
 
 
 class _SessionHandler(NoBodyMixin, ExtensionHandlerMixin, JupyterHandler):

@@ -14,7 +14,6 @@ year>, immutable`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tornado import web
@@ -22,13 +21,13 @@ from tornado import web
 from ..client_files import ClientFiles
 from ..metrics import count_client_file
 from ..session_page import LOCKED_DOWN_POLICY, security_headers
-from .proxy import NoBodyMixin
+from .proxy import PlainGetHandler
 
 STATIC_ROUTE = r"/firefox-launcher/client/(?P<version>[^/]*)/(?P<path>.*)"
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 
-class StaticClientHandler(NoBodyMixin):
+class StaticClientHandler(PlainGetHandler):
     """The client's files by version and path; 404 for anything not in the allow-list."""
 
     def set_default_headers(self) -> None:
@@ -41,15 +40,6 @@ class StaticClientHandler(NoBodyMixin):
 
     def check_xsrf_cookie(self) -> None:
         """Nothing but GET and HEAD does anything here."""
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """JSON errors like Jupyter's: {"message", "reason"}."""
-        if status_code == 405:
-            self.set_header("Allow", "GET, HEAD")
-        exc = kwargs["exc_info"][1] if kwargs.get("exc_info") else None
-        message = getattr(exc, "log_message", None) or self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message, "reason": self._reason}))
 
     def get(self, version: str, path: str) -> None:
         self._serve(version, path, with_body=True)
