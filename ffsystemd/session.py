@@ -168,7 +168,6 @@ def session_json(session: Session, url: str, server_id: str = "") -> dict[str, A
     `step` and `log_tail` are set only for a launch that failed while nobody waited for it."""
     unit = session.unit_state
     live = session.state in (SessionState.RUNNING, SessionState.STOPPING)
-    quota = unit.cpu_quota_per_sec_usec
     return {
         "id": session.id,
         "unit": session.unit,
@@ -180,12 +179,7 @@ def session_json(session: Session, url: str, server_id: str = "") -> dict[str, A
         "created": iso(session.created),
         "url": url,
         "start_url": session.start_url,
-        "memory_current": unit.memory_current if live else None,
-        "memory_max": unit.memory_max,
-        "tasks_current": unit.tasks_current if live else None,
-        "tasks_max": unit.tasks_max,
-        "cpu_quota": None if quota is None else round(quota / 10_000, 2),
-        "cpu_usage_nsec": unit.cpu_usage_nsec,
+        **unit_figures(unit, live),
         "last_activity": iso(session.last_activity),
         "connections": session.connections,
         "adopted": session.adopted,
@@ -217,3 +211,17 @@ def read_created_and_url(paths: SessionPaths, default_url: str) -> tuple[datetim
         return created, str(metadata.get("start_url") or default_url)
     except (OSError, ValueError, KeyError, TypeError):
         return datetime.fromtimestamp(paths.base.stat().st_mtime, timezone.utc), default_url
+
+
+def unit_figures(unit: UnitSnapshot, live: bool) -> dict[str, Any]:
+    """The limits and usage of a session's scope as its JSON gives them (the REST API and
+    `ffsystemd list` alike): current figures only while it runs, cpu_quota in percent."""
+    quota = unit.cpu_quota_per_sec_usec
+    return {
+        "memory_current": unit.memory_current if live else None,
+        "memory_max": unit.memory_max,
+        "tasks_current": unit.tasks_current if live else None,
+        "tasks_max": unit.tasks_max,
+        "cpu_quota": None if quota is None else round(quota / 10_000, 2),
+        "cpu_usage_nsec": unit.cpu_usage_nsec,
+    }

@@ -23,7 +23,7 @@ from ..activity import read_session_metadata
 from ..errors import NoSuchUnit, SystemdError
 from ..identity import is_valid_server_id, server_id_from_description, state_dir
 from ..liveness import is_alive, lock_path
-from ..session import ACTIVE_STATE_TO_STATE
+from ..session import ACTIVE_STATE_TO_STATE, unit_figures
 from ..session_dirs import SessionPaths, list_session_dirs, session_paths
 from ..systemd import SystemdClient, UnitInfo, UnitSnapshot
 from ..units import UNIT_GLOB, session_id_of, unit_name
@@ -91,7 +91,6 @@ def session_record(
             created = datetime.fromtimestamp(session_dir.stat().st_mtime, timezone.utc)
         except OSError:
             created = None
-    quota = snap.cpu_quota_per_sec_usec
     last_activity = _parse_time(metadata.get("last_activity"))
     return {
         "id": session_id,
@@ -107,12 +106,7 @@ def session_record(
         "created": _iso(created),
         "age_seconds": _seconds_since(created, now),
         "start_url": metadata.get("start_url"),
-        "memory_current": snap.memory_current if live else None,
-        "memory_max": snap.memory_max,
-        "tasks_current": snap.tasks_current if live else None,
-        "tasks_max": snap.tasks_max,
-        "cpu_quota": None if quota is None else round(quota / 10_000, 2),
-        "cpu_usage_nsec": snap.cpu_usage_nsec,
+        **unit_figures(snap, live),
         "last_activity": _iso(last_activity),
         "idle_seconds": _seconds_since(last_activity, now),
         "session_root": None if session_dir is None else str(session_dir.parent),
