@@ -5,7 +5,10 @@ from memory under a content-addressed URL, `<base_url>firefox-launcher/client/<v
 with long-lived cache headers: a second launch loads them from the browser's cache, and no
 session's Xpra is asked for them (only the page's per-session policy and the websocket need
 the session). `version` is a digest of every file served, so a change of any file (an Xpra
-upgrade, a new shim) changes every URL.
+upgrade, a new shim) changes every URL. The session page is built from them once (ClientFiles.page):
+Chromium caches nothing for the opaque-origin page (not even these immutable files), so the
+scripts it needs are inline in the page itself, and only styles, images and fonts (and a script
+that cannot be inline) are fetched from here.
 
 What is served is an allow-list built here, once: the regular files of the directory whose
 extension is a client file type (ffsystemd.session_page.CONTENT_TYPES: scripts, styles,
@@ -25,10 +28,10 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .session_page import OUR_SCRIPTS, static_content_type
+from .session_page import OUR_SCRIPTS, page_scripts_dropped, rewrite_index, static_content_type
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ MAX_TOTAL_BYTES = 64 * 1024 * 1024
 MAX_FILES = 4096
 VERSION_CHARS = 20
 VERSION_PATTERN = rf"[0-9a-f]{{{VERSION_CHARS}}}"
+INLINE_SCRIPTS = True
+"""Whether the page holds the client's scripts inline (one document, one request) or names them."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,30 @@ class ClientFiles:
     version: str
     files: Mapping[str, StaticFile]
     index: bytes
+
+    _pages: dict[tuple[str, bool], tuple[bytes, tuple[str, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def page(self, static_base: str, video: bool) -> tuple[bytes, tuple[str, ...]]:
+        """The session page (the same for every session) and the CSP hashes of its inline scripts.
+
+        Xpra's index.html rewritten (ffsystemd.session_page.rewrite_index): without the scripts
+        the client does not need (page_scripts_dropped(video)), every other script of the
+        allow-list inline, the rest pointing to `static_base`. Built once per (static_base, video)
+        and kept; raises PageError as rewrite_index does.
+        """
+        key = (static_base, video)
+        if key not in self._pages:
+            inline = {path: f.body for path, f in self.files.items() if path.endswith(".js")}
+            body, hashes = rewrite_index(
+                self.index,
+                static_base,
+                drop=page_scripts_dropped(video),
+                inline=inline if INLINE_SCRIPTS else None,
+            )
+            self._pages[key] = (body, tuple(dict.fromkeys(hashes)))  # each hash once
+        return self._pages[key]
 
     def get(self, path: str) -> StaticFile | None:
         """The file served at `path` (relative, as in the URL), or None: only exact keys match."""

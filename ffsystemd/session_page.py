@@ -12,10 +12,16 @@ HTML. Whatever runs there must not act with the user's Jupyter credentials, so:
   attributes (the client needs them), `data:` images (frames arrive so) and a websocket to the
   same path; no `eval`, no inline event handlers, no other frame may embed it
   (`frame-ancestors 'self'`), no `<base>`, no form submission;
-* `window.Worker` is replaced before the client's scripts run (CLIENT_SHIM_JS, loaded by a
-  `<script src>` we insert into index.html): in an opaque origin the client's `new Worker(...)`
+* `window.Worker` is replaced before the client's scripts run (CLIENT_SHIM_JS, the first
+  script we insert into index.html): in an opaque origin the client's `new Worker(...)`
   throws and it never catches that; our stand-in answers its capability probe "no", so it
   falls back to its main-thread protocol (`Worker = undefined` is not enough: measured).
+
+Speed: Chromium caches nothing an opaque-origin document loads (measured), so every launch
+fetched the client's ~30 scripts again. The page built by ffsystemd.client_files holds every
+script the client needs inline instead (one document; each inline script allowed by the hash of
+exactly its served text, never 'unsafe-inline') and none it does not need under our pinned
+options (UNUSED_SCRIPTS; VIDEO_SCRIPTS when `video` is off).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -63,6 +69,7 @@ _HOST_RE = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\
 _HEAD_RE = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
 _SCRIPT_RE = re.compile(rb"<script(\s[^>]*)?>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 _SRC_ATTR_RE = re.compile(rb"\ssrc\s*=", re.IGNORECASE)
+_SRC_VALUE_RE = re.compile(rb"\ssrc\s*=\s*([\"'])([^\"'<>]*)\1", re.IGNORECASE)
 _TAG_RE = re.compile(rb"<(?:script|link)\b[^>]*>", re.IGNORECASE)
 _URL_ATTR_RE = re.compile(rb"(\s(?:src|href)\s*=\s*)([\"'])([^\"'<>]*)\2", re.IGNORECASE)
 _NOT_RELATIVE_RE = re.compile(rb"\A(?:[/#?]|[A-Za-z][A-Za-z0-9+.-]*:)")
@@ -89,27 +96,123 @@ def static_content_type(path: str) -> str | None:
     return CONTENT_TYPES.get(match.group(1))
 
 
-def rewrite_index(html: bytes, static_base: str | None = None) -> tuple[bytes, list[str]]:
+UNUSED_SCRIPTS: dict[str, str] = {
+    "js/lib/forge.js": (
+        "password digests and AES only: the session's socket asks no password, `encryption` is never passed"
+    ),
+    "js/lib/aurora/aurora.js": "audio decoding: `sound` is pinned off (the client checks `typeof AV`)",
+    "js/lib/aurora/aurora-xpra.js": "audio decoding, as aurora.js",
+    "js/lib/jszip.js": "the bug-report menu only (its inline onclick handler never runs under the policy)",
+    "js/lib/FileSaver.js": "the bug-report menu only, as jszip.js",
+}
+"""Scripts of Xpra's index.html the page does not load, and why the client needs none of them
+under our pinned options (read in Xpra 3.1.3's Client.js, Protocol.js and index.html)."""
+
+VIDEO_SCRIPTS = ("js/lib/jsmpeg.js", "js/lib/broadway/Decoder.js")
+"""The mpeg1 and h264 decoders: loaded only when the client's `video` option is on (the page's
+inline script names JSMpeg, and advertises both encodings, only then)."""
+
+_VIDEO_OFF = {"false", "off", "no", "0"}
+
+
+def video_enabled(options: Mapping[str, str]) -> bool:
+    """Whether Xpra's client enables video for these options (its default is on, 64-bit)."""
+    return options.get("video", "true").lower() not in _VIDEO_OFF
+
+
+def page_scripts_dropped(video: bool) -> frozenset[str]:
+    """The client's scripts a page leaves out: UNUSED_SCRIPTS, and VIDEO_SCRIPTS without video."""
+    return frozenset(UNUSED_SCRIPTS) | (frozenset() if video else frozenset(VIDEO_SCRIPTS))
+
+
+def rewrite_index(
+    html: bytes,
+    static_base: str | None = None,
+    *,
+    drop: Iterable[str] = (),
+    inline: Mapping[str, bytes] | None = None,
+) -> tuple[bytes, list[str]]:
     """Xpra's index.html with our scripts loaded first, and the CSP hashes of its inline scripts.
 
     One `<script src>` per OUR_SCRIPTS goes right after `<head>` (before every script of the
-    client), in order. With `static_base` (the URL path of ffsystemd.client_files, trailing
-    slash), our scripts and every relative `src`/`href` of the page's `<script>` and `<link>`
-    tags point there instead of next to the page, so they come from the Jupyter server's memory
-    (while the session still starts), never from the session's Xpra. The hashes are `sha256-<base64>` of each
-    inline script's text exactly as served. Raises PageError if the page has no `<head>`.
+    client), in order. A `<script src>` naming a relative path of `drop` is removed; one naming
+    a path of `inline` (ours included) becomes an inline script holding exactly those bytes,
+    in its place, unless they could end the element early or read differently inline than as a
+    file (`</script`, `<!--`, CR or NUL: that script stays a file). Tags inside HTML comments are
+    left alone. With `static_base` (the URL path of ffsystemd.client_files, trailing slash),
+    every remaining relative `src`/`href` of the page's `<script>` and `<link>` tags points
+    there instead of next to the page, so they come from the Jupyter server's memory (while the
+    session still starts), never from the session's Xpra. The hashes are `sha256-<base64>` of
+    each inline script's text exactly as served. Raises PageError if the page has no `<head>`.
     """
     head = _HEAD_RE.search(html)
     if head is None:
         raise PageError("the client's index.html has no <head>")
-    if static_base is not None:
-        html = _TAG_RE.sub(lambda tag: _point_to(tag.group(0), static_base.encode()), html)
-    base = static_base or ""
-    tag = "".join(f'\n<script src="{base}{path}"></script>' for path in OUR_SCRIPTS).encode() + b"\n"
-    head = _HEAD_RE.search(html)
-    assert head is not None
-    page = html[: head.end()] + tag + html[head.end() :]
+    ours = "".join(f'\n<script src="{path}"></script>' for path in OUR_SCRIPTS).encode() + b"\n"
+    html = html[: head.end()] + ours + html[head.end() :]
+    dropped, bodies = frozenset(drop), inline or {}
+    base = None if static_base is None else static_base.encode()
+    out: list[bytes] = []
+    for kind, part in _segments(html):
+        if kind == "script":
+            assert isinstance(part, re.Match)
+            out.append(_edit_script(part, dropped, bodies, base))
+        elif kind == "text" and base is not None:
+            assert isinstance(part, bytes)
+            out.append(_TAG_RE.sub(lambda tag: _point_to(tag.group(0), base), part))
+        else:
+            assert isinstance(part, bytes)
+            out.append(part)
+    page = b"".join(out)
     return page, list(inline_script_hashes(page))
+
+
+def can_inline(body: bytes) -> bool:
+    """Whether a script reads the same inline as from a file (and cannot end its element early)."""
+    return not any(mark in body.lower() for mark in (b"</script", b"<!--", b"\r", b"\0"))
+
+
+def _segments(html: bytes) -> Iterator[tuple[str, bytes | re.Match[bytes]]]:
+    """The page as ("text", bytes), ("comment", bytes) and ("script", match of a whole element)."""
+    pos = 0
+    while pos < len(html):
+        comment = html.find(b"<!--", pos)
+        script = _SCRIPT_RE.search(html, pos)
+        if comment != -1 and (script is None or comment < script.start()):
+            end = html.find(b"-->", comment + 4)
+            end = len(html) if end == -1 else end + 3
+            yield "text", html[pos:comment]
+            yield "comment", html[comment:end]
+            pos = end
+        elif script is not None:
+            yield "text", html[pos : script.start()]
+            yield "script", script
+            pos = script.end()
+        else:
+            yield "text", html[pos:]
+            return
+
+
+def _edit_script(
+    element: re.Match[bytes], drop: frozenset[str], inline: Mapping[str, bytes], base: bytes | None
+) -> bytes:
+    """One live `<script>` element: removed, inlined, pointed to base, or as it is."""
+    attributes = element.group(1) or b""
+    src = _SRC_VALUE_RE.search(attributes)
+    if src is None:
+        return element.group(0)
+    path = src.group(2).decode("utf-8", "replace")
+    path = path[2:] if path.startswith("./") else path
+    if path in drop:
+        return b""
+    body = inline.get(path)
+    if body is not None and can_inline(body):
+        return b"<script>" + body + b"</script>"
+    if base is None:
+        return element.group(0)
+    tag_end = element.start(2) - element.start()
+    whole = element.group(0)
+    return _point_to(whole[:tag_end], base) + whole[tag_end:]
 
 
 def _point_to(tag: bytes, base: bytes) -> bytes:

@@ -15,13 +15,18 @@ from ffsystemd.session_page import (
     CLIENT_VIEW_PATH,
     LOCKED_DOWN_POLICY,
     OUR_SCRIPTS,
+    UNUSED_SCRIPTS,
+    VIDEO_SCRIPTS,
     PageError,
+    can_inline,
     content_security_policy,
     inline_script_hashes,
     is_index,
+    page_scripts_dropped,
     rewrite_index,
     security_headers,
     static_content_type,
+    video_enabled,
 )
 
 XPRA_INDEX = Path("/usr/share/xpra/www/index.html")
@@ -145,3 +150,70 @@ def test_static_files(path: str, expected: str | None) -> None:
 def test_the_index_and_the_shim() -> None:
     assert is_index("") and is_index("index.html") and not is_index("connect.html")
     assert b"NoWorker" in CLIENT_SHIM_JS and b"result: false" in CLIENT_SHIM_JS
+
+
+# --- leaner pages: scripts dropped or inline -------------------------------------------------------
+LIVE_AND_COMMENTED = (
+    b"<html><head><link rel=stylesheet href='css/a.css'>"
+    b'<script src="js/a.js"></script><script type="text/javascript" src="./js/b.js"></script>'
+    b'<!-- <script src="js/a.js"></script> <script src="js/gone.js"></script> -->'
+    b'<script src="js/gone.js"></script><script src="js/unsafe.js"></script>'
+    b"<script>var t = \"<link href='x.css'>\";</script></head></html>"
+)
+
+
+def test_a_dropped_script_is_removed_and_an_inlined_one_holds_exactly_the_file() -> None:
+    inline = {"js/a.js": b"var a = '<b>';\n", "js/b.js": b"var b;", "js/unsafe.js": b"x('</SCRIPT>')"}
+    page, hashes = rewrite_index(LIVE_AND_COMMENTED, "/s/", drop=["js/gone.js"], inline=inline)
+    live, comment, rest = page.partition(b"<!--")[0], *page.partition(b"<!--")[2].partition(b"-->")[::2]
+    assert b"<script>var a = '<b>';\n</script><script>var b;</script>" in live
+    assert b"gone.js" not in live + rest and b"a.js" not in live + rest  # removed, inlined
+    # Inside an HTML comment nothing is touched (no file's text is put where `-->` could end it).
+    assert comment == b' <script src="js/a.js"></script> <script src="js/gone.js"></script> '
+    # A file that could end its element early stays a file, pointed to the static route.
+    assert b'<script src="/s/js/unsafe.js"></script>' in rest
+    assert b"href='/s/css/a.css'" in live
+    assert b"<link href='x.css'>" in rest  # an inline script's text is not markup: not rewritten
+    assert hashes == [sha(b"var a = '<b>';\n"), sha(b"var b;"), sha(b"var t = \"<link href='x.css'>\";")]
+    assert list(inline_script_hashes(page)) == hashes
+
+
+def test_our_scripts_can_be_inlined_first_too() -> None:
+    page, hashes = rewrite_index(b"<head><script src='js/Client.js'></script></head>", inline=OUR_SCRIPTS)
+    assert page.startswith(b"<head>\n<script>" + CLIENT_SHIM_JS + b"</script>\n<script>" + CLIENT_VIEW_JS)
+    assert hashes[:2] == [sha(CLIENT_SHIM_JS), sha(CLIENT_VIEW_JS)]
+    assert b"<script src='js/Client.js'></script>" in page
+
+
+@pytest.mark.parametrize(
+    "body,ok",
+    [
+        (b"var a = 1;", True),
+        (b"var s = '</script>';", False),
+        (b"var s = '</ScRiPt ';", False),
+        (b"var s = '<!-- <script>';", False),  # would make the parser skip our `</script>`
+        (b"var a = 1;\r\n", False),  # the parser turns CR LF into LF: the hash would differ
+        (b"var a = '\0';", False),
+        (b"var s = '<script>';", True),
+    ],
+)
+def test_what_can_be_inlined(body: bytes, ok: bool) -> None:
+    assert can_inline(body) is ok
+
+
+def test_the_dropped_scripts_depend_only_on_video() -> None:
+    assert video_enabled({}) and video_enabled({"video": "true"}) and video_enabled({"video": "1"})
+    assert not any(video_enabled({"video": v}) for v in ("false", "off", "no", "0", "FALSE"))
+    assert page_scripts_dropped(True) == frozenset(UNUSED_SCRIPTS)
+    assert page_scripts_dropped(False) == frozenset(UNUSED_SCRIPTS) | set(VIDEO_SCRIPTS)
+
+
+@pytest.mark.skipif(not XPRA_INDEX.exists(), reason="Xpra's HTML5 client is not installed")
+def test_every_dropped_script_is_one_xpras_page_loads() -> None:
+    www = XPRA_INDEX.parent
+    for path in [*UNUSED_SCRIPTS, *VIDEO_SCRIPTS]:
+        assert f'src="{path}"'.encode() in XPRA_INDEX.read_bytes() and (www / path).is_file(), path
+    page, _ = rewrite_index(XPRA_INDEX.read_bytes(), drop=page_scripts_dropped(False))
+    live = b"".join(part.split(b"-->")[-1] for part in page.split(b"<!--"))
+    assert not any(path.encode() in live for path in [*UNUSED_SCRIPTS, *VIDEO_SCRIPTS])
+    assert b'src="js/Client.js"' in live and b'src="js/lib/zlib.js"' in live

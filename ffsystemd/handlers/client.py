@@ -14,8 +14,9 @@ authorizes). Only GET and HEAD (405 otherwise) of the client's page and static f
 Xpra, and websocket upgrades, which are tunnelled (at most `max_connections_per_session` at
 once per session: 429 beyond). No request body is ever read (NoBodyMixin: 413). Every response
 carries the session policy (ffsystemd.session_page); the page itself is Xpra's index.html
-rewritten by us (read at start-up, its scripts and styles pointing to the cacheable static
-route ffsystemd.handlers.static; other paths are files of that allow-list or 404). Only when
+rewritten by us (read at start-up and built once: the scripts the client needs inline, each
+allowed by its hash, its styles and images pointing to the cacheable static route
+ffsystemd.handlers.static; other paths are files of that allow-list or 404). Only when
 the client's files could not be read at start-up are the page and files fetched from the
 session's Xpra.
 """
@@ -31,7 +32,7 @@ from tornado import web
 
 from .. import backend_http
 from ..client_files import ClientFiles
-from ..client_options import client_query, is_canonical
+from ..client_options import client_options, client_query, is_canonical
 from ..ids import SESSION_ID_PATTERN, is_valid_session_id
 from ..manager import SessionManager
 from ..metrics import count_websocket_bytes
@@ -41,9 +42,11 @@ from ..session_page import (
     PageError,
     content_security_policy,
     is_index,
+    page_scripts_dropped,
     rewrite_index,
     security_headers,
     static_content_type,
+    video_enabled,
 )
 from ..unix_socket import connect_unix
 from ..ws_tunnel import tunnel, upgrade_request
@@ -198,7 +201,8 @@ class SessionClientHandler(PlainGetHandler):
         hashes: list[str] = []
         if is_index(path):
             try:
-                body, hashes = rewrite_index(body)
+                video = video_enabled(client_options(self.request.query))
+                body, hashes = rewrite_index(body, drop=page_scripts_dropped(video))
             except PageError as exc:
                 raise web.HTTPError(502, str(exc)) from None
         try:
@@ -213,10 +217,10 @@ class SessionClientHandler(PlainGetHandler):
         self._reply(content_type, body, with_body)
 
     def _reply_page(self, files: ClientFiles, with_body: bool) -> None:
-        """Xpra's index.html as installed, its files pointing to the static route (no Xpra asked)."""
+        """The page built from Xpra's index.html (ClientFiles.page: scripts inline, no Xpra asked)."""
         static_path = files.url_path(self.settings.get("base_url", "/"))
         try:
-            body, hashes = rewrite_index(files.index, static_path)
+            body, hashes = files.page(static_path, video_enabled(client_options(self.request.query)))
             policy = content_security_policy(
                 self.request.protocol, self.request.host, self.client_path, hashes, static_path
             )

@@ -55,7 +55,7 @@ async def test_the_page_loads_and_the_websocket_connects_the_moment_xpra_is_read
     location = await world.open_page(session)  # the capability is minted while it starts
     page = await world.http(location, token=False)
     assert page.code == 200
-    assert b"js/Client.js" in page.body
+    assert b"<script>var client = 'ours';\n</script>" in page.body  # js/Client.js, inline
     client = location.split("?")[0]
     assert (await world.http(client + "js/Client.js", token=False)).code == 200
     assert (await world.status(session["id"]))["state"] == "starting"

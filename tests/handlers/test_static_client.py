@@ -8,6 +8,8 @@ so no request of the page or its files reaches the session's (fake) Xpra.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -26,6 +28,7 @@ from ffsystemd.session_page import (
     CLIENT_VIEW_JS,
     CLIENT_VIEW_PATH,
     OUR_SCRIPTS,
+    UNUSED_SCRIPTS,
 )
 
 from .proxy_world import *  # noqa: F403
@@ -39,6 +42,10 @@ PAGE = (
     b'<script src="https://elsewhere.example/x.js"></script></head>'
     b"<body><script>var inline = 1;</script></body></html>\n"
 )
+
+
+def sha(text: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode()
 
 
 def make_www(root: Path) -> Path:
@@ -218,18 +225,22 @@ async def test_the_page_comes_from_memory_and_points_to_the_static_route(
     static = files_of(world).url_path(world.base_url)
     body = response.body
     head = body.index(b"<head>") + len(b"<head>")
-    assert body[body.index(b"<script", head) :].startswith(
-        "".join(f'<script src="{static}{path}"></script>\n' for path in OUR_SCRIPTS).encode()
-    )
+    # Our scripts first, then the client's, each inline: one document, no request per script.
+    ours = b"".join(b"<script>" + script + b"</script>\n" for script in OUR_SCRIPTS.values())
+    assert body[body.index(b"<script", head) :].startswith(ours)
+    client_js = b"<script>var client = 'ours';\n</script>"
+    assert body.count(client_js) == 2  # js/Client.js and the link to it, js/inside.js
+    assert b"js/Client.js" not in body and b"js/inside.js" not in body
     assert f'href="{static}css/client.css"'.encode() in body
-    assert f'src="{static}js/Client.js"'.encode() in body
-    assert f'src="{static}js/inside.js"'.encode() in body
     assert b'src="https://elsewhere.example/x.js"' in body  # not ours to move (and the CSP refuses it)
     policy = response.headers["Content-Security-Policy"]
     origin = f"http://127.0.0.1:{world.port}"
     client = urlsplit(location).path
     script_src = next(p for p in policy.split(";") if p.strip().startswith("script-src")).split()[1:]
     assert script_src[:2] == [f"{origin}{client}", f"{origin}{static}"]
+    inline = [*OUR_SCRIPTS.values(), b"var client = 'ours';\n", b"var inline = 1;"]
+    assert sorted(script_src[2:]) == sorted({f"'{sha(text)}'" for text in inline})  # each once
+    assert "'unsafe-inline'" not in script_src
     assert f"connect-src ws://127.0.0.1:{world.port}{client}" in policy  # the websocket stays per session
     assert "elsewhere.example" not in policy
     assert response.headers["Cache-Control"] == "no-store"  # the page itself is per session
@@ -258,10 +269,22 @@ async def test_every_file_the_real_page_names_is_served_as_on_disk(
     static = files_of(world).url_path(world.base_url)
     # Only the tags the browser loads (commented-out ones would 404 on Xpra too).
     live = re.sub(rb"<!--.*?-->", b"", page.body, flags=re.S)
-    urls = re.findall(rb'<(?:script|link)\b[^>]*\s(?:src|href)="([^"]+)"', live)
+    live_tags = re.sub(rb"(<script>).*?(</script>)", rb"\1\2", live, flags=re.S)  # not the inline text
+    urls = re.findall(rb'<(?:script|link)\b[^>]*\s(?:src|href)="([^"]+)"', live_tags)
     ours = [u.decode() for u in urls]
-    assert len(ours) > 20
+    assert len(ours) >= 5  # the styles, the favicon, a script that cannot be inline (brotli_decode.js)
     assert all(u.startswith(static) for u in ours), [u for u in ours if not u.startswith(static)]
+    # Every other script of Xpra's page is inline, exactly as on disk (but the ones not needed).
+    xpra = re.sub(rb"<!--.*?-->", b"", (real_www / "index.html").read_bytes(), flags=re.S)
+    named = [u.decode() for u in re.findall(rb'<script\b[^>]*\ssrc="([^"]+)"', xpra)]
+    assert len(named) > 20
+    inline = re.findall(rb"<script>(.*?)</script>", live, flags=re.S)
+    for path in named:
+        if path in UNUSED_SCRIPTS:
+            assert (real_www / path).read_bytes() not in inline, path
+        elif f"{static}{path}" not in ours:
+            assert (real_www / path).read_bytes() in inline, path
+    assert len(inline) >= len(named) - len(UNUSED_SCRIPTS) - 1
     for url in ours:
         response = await world.http(url, token=False)
         assert response.code == 200, url
