@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .screen import SCREEN_FUNCTION, presize_line
 from .session_dirs import SessionPaths
 
 GATE_SCRIPT = 'IFS= read -r go || exit 125; [ "$go" = go ] || exit 125; exec "$@" </dev/null'
@@ -117,12 +118,22 @@ def firefox_exit_file(paths: SessionPaths) -> Path:
     return paths.runtime / "firefox.exit"
 
 
-def firefox_child_argv(settings: XpraSettings, paths: SessionPaths, url: str) -> list[str]:
-    """Xpra's start child: Firefox under a shell that records how Firefox ended."""
+def firefox_child_argv(
+    settings: XpraSettings, paths: SessionPaths, url: str, screen: tuple[int, int] | None = None
+) -> list[str]:
+    """Xpra's start child: Firefox under a shell that records how Firefox ended.
+
+    With `screen` (checked by ffsystemd.screen.check_screen), the shell first sets the X
+    screen to that size, so Firefox starts at the tab's size and the client's hello needs no
+    resize (ffsystemd.screen).
+    """
+    script = FIREFOX_EXIT_SCRIPT
+    if screen is not None:
+        script = SCREEN_FUNCTION + presize_line(screen, paths) + script
     return [
         "/bin/sh",
         "-c",
-        FIREFOX_EXIT_SCRIPT,
+        script,
         str(firefox_exit_file(paths)),
         *firefox_argv(settings, paths, url),
     ]
@@ -154,15 +165,22 @@ def xvfb_command(settings: XpraSettings) -> str:
     )
 
 
-def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str, child: str | None = None) -> list[str]:
+def xpra_argv(
+    settings: XpraSettings,
+    paths: SessionPaths,
+    url: str,
+    child: str | None = None,
+    screen: tuple[int, int] | None = None,
+) -> list[str]:
     """Xpra's command line: a unix socket only, HTML5 client on, Firefox as its start child.
 
     `--daemon=no --systemd-run=no` keep Xpra (and so everything it starts) in the
     caller's scope; `--exit-with-children` ends the session with Firefox. `child` replaces
-    the start child (a pooled session's script, ffsystemd.warm), which must run Firefox.
+    the start child (a pooled session's script, ffsystemd.warm), which must run Firefox;
+    `screen` is the cold start child's first screen size (firefox_child_argv).
     """
     if child is None:
-        child = shlex.join(firefox_child_argv(settings, paths, url))
+        child = shlex.join(firefox_child_argv(settings, paths, url, screen))
     return [
         *settings.xpra_command,
         "start",
@@ -185,6 +203,12 @@ def xpra_argv(settings: XpraSettings, paths: SessionPaths, url: str, child: str 
         "--dbus-proxy=no",
         "--dbus-control=no",
         "--opengl=no",
+        # One Firefox window that fills one screen: no multi-monitor emulation (no LD_PRELOAD of
+        # libfakeXinerama into Firefox either). Empty, not "no": Xpra 3.1 takes any non-empty
+        # value as "on" when it sizes the screen, and then at every client hello switches the
+        # screen to another size and back, resizing Firefox twice even when the screen already
+        # has the client's size (ffsystemd.screen).
+        "--fake-xinerama=",
         *clipboard_args(settings.clipboard),  # the tab's copy and paste, not left to /etc/xpra
         "--session-name=Firefox",
         f"--xvfb={xvfb_command(settings)}",

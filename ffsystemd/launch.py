@@ -174,6 +174,7 @@ class Launcher:
                     session.paths,
                     session.start_url,
                     warm_child(session.paths) if session.warm else None,
+                    session.screen,
                 ),
                 session_environment(self.environ, session.paths, settings.xpra.pass_environment),
                 cwd=session.paths.base,

@@ -39,6 +39,7 @@ from .ids import is_valid_session_id
 from .launch import Launcher
 from .limits import UINT64_MAX
 from .pool import WarmPool
+from .screen import screen_set_file
 from .session import Session, SessionState, session_json
 from .systemd_api import SystemdPort
 from .watch import Watcher
@@ -186,6 +187,14 @@ class SessionManager:
             return None
         return session.paths.socket
 
+    def screen_marker(self, session_id: str) -> Path | None:
+        """Where a session that was asked for a first screen size says it is set (ffsystemd.screen);
+        None when no size was asked for. For the proxy: the client's hello waits for it."""
+        session = self._sessions.get(session_id) if is_valid_session_id(session_id) else None
+        if session is None or session.screen is None:
+            return None
+        return screen_set_file(session.paths)
+
     def is_starting(self, session_id: str) -> bool:
         """True while a session's launch runs (its client page may load; its websocket waits).
 
@@ -233,9 +242,12 @@ class SessionManager:
         return True, ""
 
     # --- launch ---------------------------------------------------------------
-    async def launch(self, start_url: str | None = None, *, wait: bool = True) -> dict[str, Any]:
+    async def launch(
+        self, start_url: str | None = None, *, wait: bool = True, screen: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
         """Claim a pooled session opened on start_url, or start one; return its JSON once Xpra
-        answers HTTP on its socket.
+        answers HTTP on its socket. `screen` (ffsystemd.screen.check_screen) is the size the
+        tab's client will ask for: the session's X screen has it before the client connects.
 
         Raises SessionLimitReached, SystemdUnavailable, LaunchCancelled (a cleanup stopped it
         meanwhile) or LaunchError; on any failure nothing is left behind (no unit, no process,
@@ -253,11 +265,12 @@ class SessionManager:
             self.refuse_launch("max-sessions", str(refusal))
             raise refusal
         url = start_url or self.settings.start_url
-        claimed = await self.pool.claim(url, wait) if self.settings.pool_size > 0 else None
+        claimed = await self.pool.claim(url, wait, screen) if self.settings.pool_size > 0 else None
         if claimed is not None:
             self.ctx.observers.emit(LaunchRequested(claimed.id, url))
             return self.to_json(claimed)
         session = self.ctx.new_session(url, warm=False)
+        session.screen = screen
         self.ctx.observers.emit(LaunchRequested(session.id, url))
         if not wait:
             self.ctx.spawn(self.launcher.launch_in_background(session))

@@ -39,7 +39,7 @@ log = logging.getLogger("ffsystemd.pool")
 MAX_BACKOFF = 60.0
 REFILL_DELAY = 3.0
 """Seconds a refill waits after a claim, so the claimed session's page loads first (2 cores)."""
-Sender = Callable[[SessionPaths, str], None]
+Sender = Callable[[SessionPaths, str, tuple[int, int] | None], None]
 Taken = Callable[[SessionPaths], Awaitable[None]]
 
 
@@ -96,8 +96,11 @@ class WarmPool:
         return {"ready": ready, "starting": len(members) - ready}
 
     # --- claim --------------------------------------------------------------------
-    async def claim(self, url: str, wait: bool = True) -> Session | None:
-        """Make the oldest ready pooled session the caller's, opened on url; None: take the cold path.
+    async def claim(
+        self, url: str, wait: bool = True, screen: tuple[int, int] | None = None
+    ) -> Session | None:
+        """Make the oldest ready pooled session the caller's, opened on url (its X screen first
+        set to `screen`, ffsystemd.screen); None: take the cold path.
 
         A session whose Firefox does not take the URL is stopped (nothing of it is left). With
         `wait=False` it returns once the URL is written to the session's claim FIFO, and the
@@ -115,13 +118,14 @@ class WarmPool:
         # In one step, before any await: from here it is an ordinary session (listed, counted).
         session.pooled = False
         session.start_url = url
+        session.screen = screen
         session.created = datetime.now(timezone.utc)
         session.last_activity = None
         self._not_before = max(self._not_before, time.monotonic() + self.refill_delay)
         self.fill()
         try:
             write_metadata(session, self.ctx.settings.server_id)
-            self.send(session.paths, url)
+            self.send(session.paths, url, screen)
             if not wait:
                 self.ctx.spawn(self._confirm(session, started))
                 return session

@@ -93,6 +93,7 @@ class Session:
     pooled: bool = False  # in the warm pool, not yet claimed: hidden, not counted (ffsystemd.pool)
     step: str | None = None  # the launch step that failed (set only when it failed while starting)
     log_tail: list[str] | None = None  # the Xpra log's last lines then (bounded: record_tail)
+    screen: tuple[int, int] | None = None  # the first screen size the launch asked for (ffsystemd.screen)
     keep_record: bool = False  # a launch nobody waits for: its teardown leaves the record listed
 
     @property

@@ -12,13 +12,15 @@ script runs inside the session's scope, as a child of its Xpra, and:
 3. once that name is on the bus and Firefox's start-up is over (its profile's
    `sessionCheckpoints.json` says `sessionstore-windows-restored`: a URL handed over earlier
    is lost), creates `<runtime>/warm-ready` and waits for one line on the
-   FIFO `<runtime>/claim` (0600): the start URL, written by the server when it claims the
-   session (`open_url`);
-4. checks the line is an http(s) or about: URL and runs `firefox --profile <profile> <url>`: a
+   FIFO `<runtime>/claim` (0600): `<width> <height> <start URL>`, written by the server when it
+   claims the session (`open_url`; a size of `0 0`: none asked for);
+4. sets the X screen to that size first (ffsystemd.screen: the client's hello then needs no
+   resize) and writes `<runtime>/screen-set`;
+5. checks the URL is an http(s) or about: URL and runs `firefox --profile <profile> <url>`: a
    remote client that hands the URL to the running Firefox over the private bus and exits;
    the profile sets `browser.link.open_newwindow.override.external` to 1, so the page
    replaces the blank one in the same tab. Its exit status goes to `<runtime>/claimed`;
-5. waits for Firefox, records its exit status where a cold session's start child does
+6. waits for Firefox, records its exit status where a cold session's start child does
    (`firefox.exit`), and stops its bus.
 
 So a remote command can reach only this session's Firefox: the bus is the session's own
@@ -37,6 +39,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from .commands import XpraSettings, firefox_exit_file
+from .screen import SCREEN_FUNCTION, screen_set_file
 from .session_dirs import SessionPaths
 from .urls import check_start_url
 
@@ -115,7 +118,7 @@ def warm_script(settings: XpraSettings, paths: SessionPaths) -> str:
         " org.freedesktop.DBus.ListNames"
     )
     return f"""# written by ffsystemd: the start child of a pooled session (ffsystemd.warm)
-unset MOZ_NO_REMOTE
+{SCREEN_FUNCTION}unset MOZ_NO_REMOTE
 export DBUS_SESSION_BUS_ADDRESS={q(bus_address(paths))}
 {DBUS_DAEMON} --nofork --nopidfile --config-file={q(str(bus_config_path(paths)))} </dev/null &
 bus=$!
@@ -130,7 +133,13 @@ ff=$!
   done
   kill -0 $ff 2>/dev/null || exit 0
   : > {q(str(ready_file(paths)))}
-  IFS= read -r url < {q(str(claim_fifo(paths)))} || exit 0
+  read -r width height url < {q(str(claim_fifo(paths)))} || exit 0
+  case $width$height in
+    ''|*[!0-9]*) echo refused > {q(str(claimed_file(paths)))}; exit 0 ;;
+  esac
+  if [ "$width" -gt 0 ] && [ "$height" -gt 0 ]; then
+    ffs_screen "$width" "$height" {q(str(screen_set_file(paths)))}
+  fi
   case $url in
     http://*|https://*|about:*) ;;
     *) echo refused > {q(str(claimed_file(paths)))}; exit 0 ;;
@@ -168,19 +177,28 @@ class OpenFailed(Exception):
     """The URL could not be handed to the pooled session's Firefox."""
 
 
-async def open_url(paths: SessionPaths, url: str, timeout: float = 10.0) -> None:
-    """Hand the (validated) URL to the session's Firefox; return once it took it.
+async def open_url(
+    paths: SessionPaths, url: str, timeout: float = 10.0, screen: tuple[int, int] | None = None
+) -> None:
+    """Hand the (validated) URL, and the first screen size if any, to the session; return once
+    its Firefox took the URL.
 
     Raises OpenFailed when nobody waits on the claim FIFO, the remote client failed or did
     not finish within timeout seconds.
     """
-    send_url(paths, url)
+    send_url(paths, url, screen)
     await url_taken(paths, timeout)
 
 
-def send_url(paths: SessionPaths, url: str) -> None:
-    """Write the (validated) URL to the claim FIFO; OpenFailed when nobody waits on it."""
-    line = (check_start_url(url) + "\n").encode()
+def claim_line(url: str, screen: tuple[int, int] | None = None) -> bytes:
+    """The claim FIFO's line: `<width> <height> <url>` (`0 0`: no size); ValueError on a bad URL."""
+    width, height = screen if screen is not None else (0, 0)
+    return f"{int(width)} {int(height)} {check_start_url(url)}\n".encode()
+
+
+def send_url(paths: SessionPaths, url: str, screen: tuple[int, int] | None = None) -> None:
+    """Write the claim line (claim_line) to the claim FIFO; OpenFailed when nobody waits on it."""
+    line = claim_line(url, screen)
     try:
         fd = os.open(claim_fifo(paths), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:

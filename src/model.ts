@@ -89,6 +89,8 @@ export interface ILaunchBody {
   url?: string;
   /** false: answer 202 with the session still starting (its page can load meanwhile). */
   wait?: boolean;
+  /** The size the tab's client will ask for (X pixels): set before it connects (src/screen.ts). */
+  screen?: [number, number];
 }
 
 /** Body of `POST .../api/cleanup`. */

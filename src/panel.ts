@@ -22,6 +22,7 @@ import {
   startFailure,
   untranslated
 } from './model';
+import { panelScreen } from './screen';
 import { IFollowing, SessionStore } from './store';
 import { endedView, errorView, frameView, startingView } from './views';
 
@@ -99,7 +100,15 @@ export class FirefoxPanel extends Widget {
     }
     // Answered as soon as the session has an id: the client's page loads while Xpra starts
     // and connects the moment it is ready (the server holds its websocket until then).
-    const reply = await this._api.launch({ ...launchBody(this._startUrl()), wait: false });
+    const screen = await panelScreen(this.node);
+    if (generation !== this._generation) {
+      return;
+    }
+    const reply = await this._api.launch({
+      ...launchBody(this._startUrl()),
+      wait: false,
+      ...(screen ? { screen } : {})
+    });
     if (generation !== this._generation) {
       // The tab was closed or restarted meanwhile: do not leave the new session running.
       if ((reply.status === 201 || reply.status === 202) && isSessionJSON(reply.body)) {

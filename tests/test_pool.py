@@ -41,15 +41,17 @@ class FakeWarm:
 
     def __init__(self) -> None:
         self.opened: list[tuple[str, str]] = []
+        self.screens: list[tuple[int, int] | None] = []
         self.fail = False
 
     def ready(self, paths: SessionPaths) -> bool:
         return paths.base.exists()
 
-    def send(self, paths: SessionPaths, url: str) -> None:
+    def send(self, paths: SessionPaths, url: str, screen: tuple[int, int] | None = None) -> None:
         if self.fail:
             raise OpenFailed("nobody waits for it")
         self.opened.append((paths.session_id, url))
+        self.screens.append(screen)
 
     async def taken(self, paths: SessionPaths) -> None:
         await asyncio.sleep(0)

@@ -19,6 +19,7 @@ import pytest
 from fakes.polling import eventually
 
 from ffsystemd.commands import XpraSettings, firefox_exit_file, launcher_environment, xpra_argv
+from ffsystemd.screen import screen_set_file
 from ffsystemd.session_dirs import create_session_dirs, ensure_root, session_paths
 from ffsystemd.warm import (
     OpenFailed,
@@ -52,6 +53,11 @@ with open(os.path.join(profile, "opened"), "a") as f:
     f.write(args[-1] + "\n")
 """
 
+FAKE_XRANDR = """#!/bin/sh
+opened=$([ -e "$(dirname {log})/opened" ] && echo after || echo before)
+echo "$* ($opened the page)" >> {log}
+"""
+
 
 @pytest.fixture
 def session(tmp_path_factory: pytest.TempPathFactory):
@@ -63,7 +69,12 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     fake.write_text(FAKE_FIREFOX)
     settings = XpraSettings(firefox_command=(sys.executable, str(fake)))
     write_warm_files(settings, paths)
-    env = dict(os.environ, **launcher_environment(paths))
+    tools = root / "bin"  # an `xrandr` that records its arguments and whether a page was opened yet
+    tools.mkdir()
+    (tools / "xrandr").write_text(FAKE_XRANDR.format(log=shlex.quote(str(paths.profile / "xrandr.log"))))
+    (tools / "xrandr").chmod(0o755)
+    path = f"{tools}:{os.environ['PATH']}"
+    env = dict(os.environ, **launcher_environment(paths), PATH=path)
     proc = subprocess.Popen(
         shlex.split(warm_child(paths)), env=env, start_new_session=True, stdout=subprocess.DEVNULL
     )
@@ -79,9 +90,14 @@ async def test_the_script_waits_warm_then_hands_over_one_url_and_records_firefox
     await eventually(lambda: is_ready(paths), what="the warm-ready marker")
     env = (paths.profile / "instance-env").read_text()
     assert env == f"- {bus_address(paths)}"  # remoting on, on the session's own bus only
-    await open_url(paths, "https://example.org/a?b=c&d")
+    await open_url(paths, "https://example.org/a?b=c&d", screen=(1070, 779))
     assert (paths.profile / "opened").read_text() == "https://example.org/a?b=c&d\n"
     assert claimed_file(paths).read_text().strip() == "0"
+    # The X screen got the tab's size first (ffsystemd.screen), before the page was opened.
+    assert (paths.profile / "xrandr.log").read_text().splitlines()[-1] == (
+        "--output screen --mode ffs-1070x779 (before the page)"
+    )
+    assert screen_set_file(paths).read_text() == "set\n"
     with pytest.raises(OpenFailed, match="nobody waits"):  # one claim only
         await open_url(paths, "https://example.org/again")
     (paths.profile / "quit").touch()
@@ -121,7 +137,7 @@ async def test_open_url_refuses_what_is_not_a_start_url_and_times_out_without_an
     try:
         with pytest.raises(OpenFailed, match=r"did not take the URL within 0\.2 s"):
             await open_url(paths, "https://example.org/", timeout=0.2)
-        assert os.read(reader, 100) == b"https://example.org/\n"
+        assert os.read(reader, 100) == b"0 0 https://example.org/\n"
         claimed_file(paths).write_text("1\n")
         with pytest.raises(OpenFailed, match="remote client ended with 1"):
             await open_url(paths, "https://example.org/")

@@ -24,6 +24,7 @@ session's Xpra.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +57,7 @@ CLIENT_ROUTE = (
     rf"/firefox-launcher/session/(?P<session_id>{SESSION_ID_PATTERN})"
     r"/c/(?P<capability>[^/]*)/(?P<proxied_path>.*)"
 )
+log = logging.getLogger(__name__)
 DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_WEBSOCKET_IDLE_TIMEOUT = 300.0
 REDACTED = "<capability>"
@@ -63,6 +65,9 @@ WAIT_POLL_INTERVAL = 0.02
 """How often a request that needs Xpra checks whether its starting session runs yet (s)."""
 WAIT_GRACE = 5.0
 """Beyond the launch's ready_timeout, how long such a request waits before its 504 (s)."""
+SCREEN_WAIT = 3.0
+"""How long a websocket waits for the session's first screen size (ffsystemd.screen) before it
+goes on anyway (Xpra then resizes itself, 0.5 s slower) (s)."""
 
 
 class SessionClientHandler(PlainGetHandler):
@@ -134,6 +139,20 @@ class SessionClientHandler(PlainGetHandler):
                 raise web.HTTPError(502, "the session did not start (its tab shows why)")
             if loop.time() >= deadline:
                 raise web.HTTPError(504, "the session did not become ready in time")
+            await asyncio.sleep(WAIT_POLL_INTERVAL)
+
+    async def _until_screen_set(self) -> None:
+        """A launch that asked for a first screen size: wait until the session set it, at most
+        SCREEN_WAIT s, so that Xpra sees the client's size already there (ffsystemd.screen)."""
+        marker = self.manager.screen_marker(self.session_id)
+        if marker is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SCREEN_WAIT
+        while not marker.exists():
+            if loop.time() >= deadline:
+                log.info("session %s: its first screen size was not set in time", self.session_id)
+                return
             await asyncio.sleep(WAIT_POLL_INTERVAL)
 
     def _same_origin(self, origin: str) -> bool:
@@ -258,6 +277,7 @@ class SessionClientHandler(PlainGetHandler):
                 429, f"this session already has {limit} open connections (max_connections_per_session)"
             )
         await self._until_running()
+        await self._until_screen_set()
         try:
             backend = await connect_unix(self.unix_socket)
         except (OSError, asyncio.TimeoutError) as exc:

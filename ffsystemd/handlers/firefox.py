@@ -8,6 +8,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..ids import is_valid_session_id
+from ..screen import check_screen
 from ..urls import check_start_url
 from .base import FFSystemdAPIHandler
 
@@ -15,8 +16,10 @@ from .base import FFSystemdAPIHandler
 class FirefoxHandler(FFSystemdAPIHandler):
     """Sessions: start one (POST), list or show one (GET), can a launch succeed now (HEAD).
 
-    POST `{"url"?, "wait"?}`: 201 with the running session; with `"wait": false`, 202 at once
-    with the session still starting (a failure then shows as its final `failed` record).
+    POST `{"url"?, "wait"?, "screen"?}`: 201 with the running session; with `"wait": false`, 202
+    at once with the session still starting (a failure then shows as its final `failed`
+    record). `screen` `[width, height]`: the size the tab's client will ask for (X pixels,
+    clamped to screen_size); the session's screen has it before the client connects.
     """
 
     @web.authenticated
@@ -24,7 +27,7 @@ class FirefoxHandler(FFSystemdAPIHandler):
     async def post(self) -> None:
         try:
             body = self.json_body()
-            self.reject_unknown_keys(body, {"url", "wait"})
+            self.reject_unknown_keys(body, {"url", "wait", "screen"})
             wait = body.get("wait", True)
             if not isinstance(wait, bool):
                 raise web.HTTPError(400, "wait must be true or false")
@@ -34,10 +37,16 @@ class FirefoxHandler(FFSystemdAPIHandler):
                     url = check_start_url(body["url"])
                 except ValueError as exc:
                     raise web.HTTPError(400, str(exc)) from None
+            screen = None
+            if body.get("screen") is not None:
+                try:
+                    screen = check_screen(body["screen"], self.manager.settings.xpra.screen_size)
+                except ValueError as exc:
+                    raise web.HTTPError(400, str(exc)) from None
         except web.HTTPError as exc:  # counted (ffsystemd_launches_refused_total), then answered
             self.manager.refuse_launch("bad-request", exc.log_message or "")
             raise
-        session = await self.manager.launch(url, wait=wait)
+        session = await self.manager.launch(url, wait=wait, screen=screen)
         # 201: running (a claimed pooled session is at once); 202 (wait false): still starting,
         # its page may already be opened.
         self.set_status(201 if session["state"] == "running" else 202)

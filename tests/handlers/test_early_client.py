@@ -8,6 +8,7 @@ the session runs, then tunnelled at once; a launch that fails meanwhile answers 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -121,3 +122,51 @@ async def test_wait_must_be_a_boolean(world: World, body: str) -> None:
     assert response.code == 400
     assert "wait" in json.loads(response.body)["message"]
     assert world.manager.session_ids() == []
+
+
+@pytest.mark.parametrize(
+    "body", ['{"screen": "1070x779"}', '{"screen": [10, 779]}', '{"screen": [1070.5, 779]}']
+)
+async def test_screen_must_be_two_integers_saying_so(world: World, body: str) -> None:
+    response = await world._fetch(*FIREFOX_ROUTE, method="POST", body=body, raise_error=False)
+    assert response.code == 400
+    assert "screen must be" in json.loads(response.body)["message"]
+    assert world.manager.session_ids() == []
+
+
+async def test_the_websocket_waits_for_the_first_screen_size_then_goes_through(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake Xpra runs no start child, so the test plays the session writing its marker."""
+    monkeypatch.setattr(client_module, "SCREEN_WAIT", 30.0)
+    response = await world._fetch(
+        *FIREFOX_ROUTE, method="POST", body=json.dumps({"screen": [1070, 779]}), raise_error=False
+    )
+    assert response.code == 201, response.body
+    session = json.loads(response.body)
+    marker = world.manager.screen_marker(session["id"])
+    assert marker is not None and marker.parent == world.socket(session["id"]).parent.parent / "runtime"
+    client = (await world.open_page(session)).split("?")[0]
+    pending = asyncio.ensure_future(world.ws(client, subprotocols=["binary"]))
+    await asyncio.sleep(0.5)  # the websocket must still be held: nothing else could have let it go
+    assert not pending.done()
+    marker.write_text("set\n")
+    conn = await asyncio.wait_for(pending, 10)
+    conn.write_message("hello")
+    assert await recv(conn) == "hello"
+
+
+async def test_a_session_that_never_says_its_screen_is_set_is_connected_after_screen_wait(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "SCREEN_WAIT", 0.3)
+    response = await world._fetch(
+        *FIREFOX_ROUTE, method="POST", body=json.dumps({"screen": [800, 600]}), raise_error=False
+    )
+    session = json.loads(response.body)
+    client = (await world.open_page(session)).split("?")[0]
+    conn = await asyncio.wait_for(world.ws(client, subprotocols=["binary"]), 10)
+    conn.write_message("hello")
+    assert await recv(conn) == "hello"
+    plain = await world.launch()  # no screen asked for: nothing to wait for
+    assert world.manager.screen_marker(plain["id"]) is None
