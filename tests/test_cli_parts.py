@@ -14,7 +14,7 @@ import pytest
 
 from ffsystemd import cli
 from ffsystemd.cli import config as cli_config
-from ffsystemd.cli.doctor import SLICE_DIRS, fix_commands, session_root_check, slice_check
+from ffsystemd.cli.doctor import SLICE_DIRS, fix_commands, session_root_check, slice_check, xrandr_check
 from ffsystemd.cli.inventory import is_own_directory, owning_server, session_record
 from ffsystemd.cli.render import duration, pair, session_row, size, table
 from ffsystemd.cli.stop import select_targets
@@ -407,3 +407,13 @@ def test_the_table_shows_how_long_ago_the_last_activity_was(tmp_path: Path) -> N
     assert session_row(record)[-1] == "7m ago"
     quiet = session_record(SID, info=info(), unit=None, session_dir=tmp_path, metadata={}, now=NOW)
     assert (quiet["last_activity"], quiet["idle_seconds"], session_row(quiet)[-1]) == (None, None, "-")
+
+
+def test_xrandr_check_warns_with_the_package_that_brings_it() -> None:
+    missing = xrandr_check(lambda name: None)
+    assert missing.verdict == "warning" and "0.5 s" in missing.detail
+    assert fix_commands({"name": "xrandr", "verdict": "warning"}, 1000, "u") == [
+        "sudo apt-get install x11-xserver-utils"
+    ]
+    found = xrandr_check(lambda name: f"/usr/bin/{name}")
+    assert found.verdict == "ok" and found.detail == "/usr/bin/xrandr"

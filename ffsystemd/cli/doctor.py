@@ -1,9 +1,9 @@
 """`ffsystemd doctor`: the checks of `GET .../api/health`, plus the command that fixes each one.
 
 The checks themselves are ffsystemd.health's (one truth for the API and the CLI); this module
-adds three that only make sense from a shell (the session root, the aggregate slice, sessions
-of servers that are gone) and,
-for every check that is not ok, the exact commands to run (Debian/Ubuntu package names).
+adds four that only make sense from a shell (the session root, the aggregate slice, sessions
+of servers that are gone, xrandr for the first screen size) and, for every check that is not
+ok, the exact commands to run (Debian/Ubuntu package names).
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import getpass
 import os
 import re
 import shlex
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..health import Check, run_checks
 from ..safe_dirs import check_private_dir
+from ..screen import XRANDR
 from ..session_dirs import check_root_length
 from ..systemd import SystemdClient
 from .install import SLICE, user_unit_dir
@@ -75,6 +78,8 @@ def fix_commands(check: dict[str, Any], uid: int, user: str) -> list[str]:
         return ["ffsystemd stop --orphans", "ffsystemd list   # to see them first"]
     if name == "aggregate_slice":
         return ["ffsystemd install-units", f"systemctl --user edit {SLICE}   # to tune it"]
+    if name == "xrandr":
+        return ["sudo apt-get install x11-xserver-utils"]
     return []
 
 
@@ -147,6 +152,19 @@ def slice_check(environ: dict[str, str] | None = None) -> Check:
     )
 
 
+def xrandr_check(which: Callable[[str], str | None] = shutil.which) -> Check:
+    """Whether `xrandr` is there to give each session the tab's screen size (warning if not)."""
+    found = which(XRANDR)
+    if found:
+        return Check("xrandr", "ok", found)
+    return Check(
+        "xrandr",
+        "warning",
+        "xrandr not found: each launch waits 0.5 s more for Xpra to resize its screen",
+        "install x11-xserver-utils",
+    )
+
+
 async def diagnose(
     client: SystemdClient,
     *,
@@ -166,6 +184,7 @@ async def diagnose(
     checks = list(report["checks"])
     checks += [asdict(session_root_check(root)) for root in session_roots]
     checks.append(asdict(slice_check()))
+    checks.append(asdict(xrandr_check()))
     if sessions is not None:
         checks.append(asdict(orphans_check(sessions)))
     uid = os.getuid()
