@@ -22,6 +22,9 @@ cached). `--variant` compares cold launches of configs instead (paired the same 
 before/after a memory setting:
 
     benchmarks/click.py --runs 3 --variant 'old:screen_size="1920x1080"' --variant new
+
+`--baseline` adds each mode once more with the tab's `screen` taken out of its launch POST
+(Xpra resizes its screen at the client's hello, as before ffsystemd.screen), paired the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +106,7 @@ class Mode:
     config: dict[str, Any] = field(default_factory=dict)
     unavailable: str | None = None
     prepare: Callable[[JupyterServer], int] | None = None  # wait for the pool: its session's pid
+    unsized: bool = False  # the launch POST goes without the tab's `screen` (Xpra resizes itself)
 
 
 def pooled_xpra(server: JupyterServer) -> int | None:
@@ -199,10 +203,24 @@ def sessions(server: JupyterServer) -> list[dict[str, Any]]:
     return server.get("firefox-launcher/api/firefox").json()["sessions"]
 
 
-def one_click(server: JupyterServer, browser: Any, index: int, settle: float) -> Run:
-    """`browser` is a Browser (each click a new context: nothing cached) or one BrowserContext."""
-    """Open Lab, click the tile, time each step; then measure memory idle and close the session."""
+def without_screen(route: Any) -> None:
+    """Pass the launch POST on without its `screen` (the baseline of the first screen size)."""
+    body = json.loads(route.request.post_data or "{}")
+    body.pop("screen", None)
+    route.continue_(post_data=json.dumps(body))
+
+
+def one_click(server: JupyterServer, browser: Any, index: int, settle: float, unsized: bool = False) -> Run:
+    """Open Lab, click the tile, time each step; then measure memory idle and close the session.
+
+    `browser` is a Browser (each click a new context: nothing cached) or one BrowserContext.
+    """
     page = browser.new_page(**({"viewport": VIEWPORT} if hasattr(browser, "new_context") else {}))
+    if unsized:
+        page.route(
+            "**/firefox-launcher/api/firefox",
+            lambda route: without_screen(route) if route.request.method == "POST" else route.continue_(),
+        )
     try:
         page.goto(f"{server.url}lab/workspaces/bench-{index}?reset&token={server.token}")
         tile = page.locator(TILE, has_text="Firefox").first
@@ -268,7 +286,7 @@ def run_modes(
                     pooled = {o.name: o.prepare(servers[o.name]) for o in modes if o.prepare is not None}
                     if mode.name in pooled:
                         POOL_PSS.append(session_memory(pooled[mode.name])[0])
-                    run = one_click(server, context or browser, i, settle)
+                    run = one_click(server, context or browser, i, settle, mode.unsized)
                     results[mode.name].append(run)
                     steps = "  ".join(f"{s:.2f}" for s in run.steps)
                     print(
@@ -358,6 +376,11 @@ def main() -> int:
         help="compare cold launches of configs instead of cold/warm: NAME:trait=value;trait=value (repeat)",
     )
     parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time cold and warm launches whose POST has no `screen` (Xpra resizes at the hello)",
+    )
+    parser.add_argument(
         "--reuse-context",
         action="store_true",
         help="one browser context for all clicks (a returning user: the client's files cached)",
@@ -365,6 +388,8 @@ def main() -> int:
     args = parser.parse_args()
     extra = parse_config(args.config)
     modes = [parse_variant(v) for v in args.variant] or list(MODES)
+    if args.baseline:
+        modes += [replace(m, name=f"{m.name} unsized", unsized=True) for m in modes]
     results: dict[str, list[Run] | str] = {m.name: m.unavailable for m in modes if m.unavailable}
     chosen = [m for m in modes if not m.unavailable]
     measured = run_modes(chosen, args.runs, args.settle, extra, reuse_context=args.reuse_context)
