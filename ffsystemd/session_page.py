@@ -47,6 +47,7 @@ paste reaches the X clipboard before its key press (see the file's comment)."""
 OUR_SCRIPTS: dict[str, bytes] = {CLIENT_SHIM_PATH: CLIENT_SHIM_JS, CLIENT_VIEW_PATH: CLIENT_VIEW_JS}
 """Our own scripts, by their path under the capability path, in the order the page loads them
 (before every script of the client). Served by us, never by Xpra."""
+OUR_SCRIPTS["_ffsystemd/client-scale.js"] = (Path(__file__).parent / "client_scale.js").read_bytes()  # HiDPI
 
 CONTENT_TYPES: dict[str, str] = {
     "js": "text/javascript; charset=utf-8",

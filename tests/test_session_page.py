@@ -50,7 +50,7 @@ def test_the_shim_goes_right_after_head_before_every_script() -> None:
 def test_our_scripts_load_in_order_before_the_clients_and_are_served_as_files() -> None:
     page, hashes = rewrite_index(b"<html><head><script src='js/Client.js'></script></head></html>")
     positions = [page.index(f'<script src="{path}"></script>'.encode()) for path in OUR_SCRIPTS]
-    assert list(OUR_SCRIPTS) == [CLIENT_SHIM_PATH, CLIENT_VIEW_PATH]
+    assert list(OUR_SCRIPTS)[:2] == [CLIENT_SHIM_PATH, CLIENT_VIEW_PATH]
     assert positions == sorted(positions) and positions[-1] < page.index(b"js/Client.js")
     assert hashes == []  # nothing inline: the policy needs no hash and no 'unsafe-inline' for them
     assert all(path.startswith("_ffsystemd/") and path.endswith(".js") for path in OUR_SCRIPTS)
