@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,10 +26,12 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
     """A headless Debian Chromium (Playwright cannot download its own browsers here)."""
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield browser
         finally:

@@ -1,0 +1,183 @@
+"""Real tier, in real JupyterLab: a browser with a device pixel ratio of 2 gets Firefox rendered at
+2x into X pixels that are its device pixels (sharp), and clicks land where the user clicks;
+for a cold session and for a claimed pooled one (whose Firefox was already running at 96 DPI)."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Frame, Page
+
+from .browser import chromium, save_artifact
+from .test_lab_real import PANEL
+from .test_pool_real import ready_pooled
+from .test_view_real import FIREFOX, GEOMETRY, open_firefox_tab
+from .world import JupyterServer, wait_until
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+# Reports Firefox's devicePixelRatio and where its button and its stripes are, in X pixels (the
+# content area's screen position is in Firefox's CSS pixels), and every click on the button.
+# The stripes are one *device* pixel each way (a canvas drawn at devicePixelRatio): no picture
+# upscaled from fewer pixels can show them.
+HIDPI_PAGE = b"""<!doctype html><html><head><title>hidpi page</title><style>
+body { margin: 0; font: 16px sans-serif }
+#stripes { position: absolute; left: 60px; top: 60px; width: 200px; height: 60px }
+#press { position: absolute; left: 400px; top: 240px; width: 140px; height: 60px }
+</style></head><body><canvas id="stripes"></canvas><button id="press">press</button><script>
+let drawn = 0;
+function draw() {
+  const c = document.getElementById('stripes'), r = devicePixelRatio;
+  if (drawn === r) return;
+  drawn = r;
+  c.width = Math.round(200 * r); c.height = Math.round(60 * r);
+  const g = c.getContext('2d');
+  g.fillStyle = '#fff'; g.fillRect(0, 0, c.width, c.height);
+  g.fillStyle = '#000';
+  for (let x = 0; x < c.width; x += 2) g.fillRect(x, 0, 1, c.height);
+}
+function box(id) {
+  const b = document.getElementById(id).getBoundingClientRect(), r = devicePixelRatio;
+  return [(mozInnerScreenX + b.left) * r, (mozInnerScreenY + b.top) * r, b.width * r, b.height * r];
+}
+function report(kind, extra) {
+  fetch('/', {method: 'POST', body: JSON.stringify(Object.assign(
+    {kind: kind, dpr: devicePixelRatio, press: box('press'), stripes: box('stripes')}, extra || {}))});
+}
+setInterval(() => { draw(); report('tick'); }, 500);
+document.getElementById('press').addEventListener('click',
+  e => report('click', {x: e.clientX, y: e.clientY}));
+</script></body></html>"""
+
+
+@pytest.fixture
+def hidpi_site() -> Iterator[tuple[str, list[dict]]]:
+    """HIDPI_PAGE on 127.0.0.1: (URL, every report it made)."""
+    reports: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(HIDPI_PAGE)))
+            self.end_headers()
+            self.wfile.write(HIDPI_PAGE)
+
+        def do_POST(self) -> None:
+            reports.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/", reports
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# A real HiDPI screen: every frame, also the client's (a renderer of its own), has ratio 2.
+# (Playwright's device_scale_factor alone reaches only the top page: the frame reported 1.)
+HIDPI_ARGS = ["--force-device-scale-factor=2"]
+
+
+def in_device_pixels(frame: Frame, slack: int = 3) -> dict | None:
+    """The geometry if Firefox's window fills the frame and its canvas has 2x its CSS size."""
+    g = frame.evaluate(GEOMETRY)
+    if not g:
+        return None
+    width, height = g["inner"]
+    ok = (
+        abs(g["left"]) <= slack
+        and abs(g["top"]) <= slack
+        and abs(g["width"] - width) <= slack
+        and abs(g["height"] - height) <= slack
+        and abs(g["canvas"][0] - 2 * g["width"]) <= slack
+        and abs(g["canvas"][1] - 2 * g["height"]) <= slack
+        and g["heads"] == 0
+    )
+    return g if ok else None
+
+
+def to_page(page: Page, frame: Frame, x: float, y: float) -> tuple[float, float]:
+    """A point in X pixels as CSS pixels of JupyterLab's page."""
+    box = page.locator(".jp-FFSystemd-frame").bounding_box()
+    assert box
+    across, down = frame.evaluate(
+        "() => [client.desktop_width / innerWidth, client.desktop_height / innerHeight]"
+    )
+    return box["x"] + x / across, box["y"] + y / down
+
+
+def stripes_kept(page: Page, frame: Frame, stripes: list[float]) -> float:
+    """Of neighbouring device pixels across the stripes in a screenshot, the share that differ."""
+    x, y, w, h = stripes
+    left, top = to_page(page, frame, x + 8, y + 8)
+    right, bottom = to_page(page, frame, x + w - 8, y + h - 8)
+    shot = page.screenshot(clip={"x": left, "y": top, "width": right - left, "height": bottom - top})
+    image = Image.open(io.BytesIO(shot)).convert("L")
+    row = [image.getpixel((i, image.height // 2)) for i in range(image.width)]
+    save_artifact("hidpi-stripes.png", shot)
+    return sum(abs(a - b) > 150 for a, b in itertools.pairwise(row)) / (len(row) - 1)
+
+
+def check_hidpi_tab(page: Page, server: JupyterServer, reports: list[dict]) -> None:
+    frame = open_firefox_tab(page, server)
+    assert frame.evaluate("() => devicePixelRatio") == 2  # the client's frame is on the 2x screen
+    frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /hidpi page/.test(w.title); }}")
+    wait_until(
+        lambda: in_device_pixels(frame), 60, f"a 2x canvas filling the tab, saw {frame.evaluate(GEOMETRY)}"
+    )
+    wait_until(lambda: reports and reports[-1]["dpr"] == 2, 60, f"Firefox at 2x, saw {reports[-1:]}")
+    wait_until(lambda: in_device_pixels(frame), 30, f"the canvas still 2x, saw {frame.evaluate(GEOMETRY)}")
+
+    # Sharp: the one-device-pixel stripes arrive as they are (an upscaled picture has none).
+    last = reports[-1]
+    kept: list[float] = []
+    wait_until(
+        lambda: kept.append(stripes_kept(page, frame, last["stripes"])) or kept[-1] > 0.9,
+        30,
+        f"sharp stripes, {kept[-1:]}",
+    )
+
+    # A click at the button's place on the user's screen reaches the button.
+    x, y, w, h = last["press"]
+    page.mouse.click(*to_page(page, frame, x + w / 2, y + h / 2))
+    wait_until(lambda: any(r["kind"] == "click" for r in reports), 30, "the click to reach the page's button")
+    click = next(r for r in reports if r["kind"] == "click")
+    assert abs(click["x"] - 470) <= 3 and abs(click["y"] - 270) <= 3, click  # the button's centre, CSS px
+    save_artifact("hidpi-tab.png", page.screenshot())
+
+
+def test_a_hidpi_browser_gets_firefox_at_2x_sharp_and_clickable(
+    server_factory: Callable[..., JupyterServer], hidpi_site: tuple[str, list[dict]]
+) -> None:
+    url, reports = hidpi_site
+    server = server_factory(screen_size="3840x2160", start_url=url)
+    with chromium(HIDPI_ARGS) as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=2).new_page()
+        check_hidpi_tab(page, server, reports)
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
+
+
+def test_a_claimed_pooled_session_rescales_its_running_firefox_to_2x(
+    server_factory: Callable[..., JupyterServer], hidpi_site: tuple[str, list[dict]]
+) -> None:
+    url, reports = hidpi_site
+    server = server_factory(pool_size=1, screen_size="3840x2160", start_url=url)
+    [pooled] = wait_until(lambda: ready_pooled(server), 120, "a ready pooled session")
+    with chromium(HIDPI_ARGS) as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=2).new_page()
+        check_hidpi_tab(page, server, reports)
+        assert page.locator(PANEL).get_attribute("data-session-id") == pooled
+    server.cleanup(id=pooled)
