@@ -145,7 +145,7 @@ def test_defaults_produce_manager_settings():
     server_id = derived_server_id(os.getcwd(), "/")  # no Jupyter server: cwd and "/"
     assert settings.session_root == Path("~/.firefox-launcher").expanduser() / server_id
     assert settings.xpra.xpra_command == ("xpra",)
-    assert settings.xpra.screen_size == (1920, 1080)
+    assert settings.xpra.screen_size == (3840, 2160)  # room for a 2x tab of 1920x1080 CSS px
     assert settings.xpra.extra_prefs == {
         "dom.ipc.processCount": 2,  # firefox_content_processes
         "dom.ipc.processPrelaunch.fission.number": 1,

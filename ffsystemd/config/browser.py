@@ -93,9 +93,14 @@ class BrowserConfig(HasTraits):
         help="Page a new session opens when the launch request names none (http(s) URL or about: page).",
     )
     screen_size = Unicode(
-        "1920x1080",
+        "3840x2160",
         config=True,
-        help="Size WIDTHxHEIGHT of each session's virtual screen (the largest the Firefox view can be).",
+        help="Size WIDTHxHEIGHT of each session's virtual X screen: the most X pixels the Firefox"
+        " view has. A tab needs its CSS size times the browser's device pixel ratio (a 2x screen:"
+        " twice each way); a HiDPI tab that would not fit gets a lower ratio (a softer picture),"
+        " a tab larger than it at ratio 1 is filled but not clickable beyond it. Xvfb keeps a"
+        " framebuffer of this size for the session's whole life, also in a pooled session: bare"
+        " Xvfb measured 56 MiB PSS at 3840x2160, 32 MiB at 1920x1080.",
     )
     firefox_content_processes = Int(
         2,
