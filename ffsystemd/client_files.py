@@ -7,8 +7,8 @@ session's Xpra is asked for them (only the page's per-session policy and the web
 the session). `version` is a digest of every file served, so a change of any file (an Xpra
 upgrade, a new shim) changes every URL. The session page is built from them once (ClientFiles.page):
 Chromium caches nothing for the opaque-origin page (not even these immutable files), so the
-scripts it needs are inline in the page itself, and only styles, images and fonts (and a script
-that cannot be inline) are fetched from here.
+scripts it needs and its stylesheets are inline in the page itself, and only images and fonts
+(and a script that cannot be inline) are fetched from here.
 
 What is served is an allow-list built here, once: the regular files of the directory whose
 extension is a client file type (ffsystemd.session_page.CONTENT_TYPES: scripts, styles,
@@ -31,7 +31,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .session_page import OUR_SCRIPTS, page_scripts_dropped, rewrite_index, static_content_type
+from .session_page import (
+    OUR_SCRIPTS,
+    inline_style_hashes,
+    page_scripts_dropped,
+    rewrite_index,
+    static_content_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +51,6 @@ MAX_TOTAL_BYTES = 64 * 1024 * 1024
 MAX_FILES = 4096
 VERSION_CHARS = 20
 VERSION_PATTERN = rf"[0-9a-f]{{{VERSION_CHARS}}}"
-INLINE_SCRIPTS = True
-"""Whether the page holds the client's scripts inline (one document, one request) or names them."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,15 @@ class StaticFile:
 
 
 @dataclass(frozen=True)
+class SessionPage:
+    """The session page as served, and the CSP hashes of its inline scripts and styles."""
+
+    body: bytes
+    script_hashes: tuple[str, ...]
+    style_hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ClientFiles:
     """The allow-list of the client's files, and its index.html as installed."""
 
@@ -67,28 +80,25 @@ class ClientFiles:
     files: Mapping[str, StaticFile]
     index: bytes
 
-    _pages: dict[tuple[str, bool], tuple[bytes, tuple[str, ...]]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _pages: dict[tuple[str, bool], SessionPage] = field(default_factory=dict, compare=False, repr=False)
 
-    def page(self, static_base: str, video: bool) -> tuple[bytes, tuple[str, ...]]:
-        """The session page (the same for every session) and the CSP hashes of its inline scripts.
+    def page(self, static_base: str, video: bool) -> SessionPage:
+        """The session page (the same for every session) with the CSP hashes it needs.
 
         Xpra's index.html rewritten (ffsystemd.session_page.rewrite_index): without the scripts
-        the client does not need (page_scripts_dropped(video)), every other script of the
-        allow-list inline, the rest pointing to `static_base`. Built once per (static_base, video)
-        and kept; raises PageError as rewrite_index does.
+        the client does not need (page_scripts_dropped(video)), every other script and every
+        stylesheet of the allow-list inline (each hash once), the rest pointing to `static_base`.
+        Built once per (static_base, video) and kept; raises PageError as rewrite_index does.
         """
         key = (static_base, video)
         if key not in self._pages:
             inline = {path: f.body for path, f in self.files.items() if path.endswith(".js")}
+            styles = {path: f.body for path, f in self.files.items() if path.endswith(".css")}
             body, hashes = rewrite_index(
-                self.index,
-                static_base,
-                drop=page_scripts_dropped(video),
-                inline=inline if INLINE_SCRIPTS else None,
+                self.index, static_base, drop=page_scripts_dropped(video), inline=inline, styles=styles
             )
-            self._pages[key] = (body, tuple(dict.fromkeys(hashes)))  # each hash once
+            styled = tuple(dict.fromkeys(inline_style_hashes(body)))
+            self._pages[key] = SessionPage(body, tuple(dict.fromkeys(hashes)), styled)
         return self._pages[key]
 
     def get(self, path: str) -> StaticFile | None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -72,6 +73,10 @@ _SCRIPT_RE = re.compile(rb"<script(\s[^>]*)?>(.*?)</script\s*>", re.IGNORECASE |
 _SRC_ATTR_RE = re.compile(rb"\ssrc\s*=", re.IGNORECASE)
 _SRC_VALUE_RE = re.compile(rb"\ssrc\s*=\s*([\"'])([^\"'<>]*)\1", re.IGNORECASE)
 _TAG_RE = re.compile(rb"<(?:script|link)\b[^>]*>", re.IGNORECASE)
+_STYLESHEET_RE = re.compile(rb"<link\b[^>]*\srel\s*=\s*([\"']?)stylesheet\1[^>]*>", re.IGNORECASE)
+_HREF_VALUE_RE = re.compile(rb"\shref\s*=\s*([\"'])([^\"'<>]*)\1", re.IGNORECASE)
+_STYLE_RE = re.compile(rb"<style(\s[^>]*)?>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
+_CSS_URL_RE = re.compile(rb"url\(\s*([\"']?)([^\"')]*)\1\s*\)", re.IGNORECASE)
 _URL_ATTR_RE = re.compile(rb"(\s(?:src|href)\s*=\s*)([\"'])([^\"'<>]*)\2", re.IGNORECASE)
 _NOT_RELATIVE_RE = re.compile(rb"\A(?:[/#?]|[A-Za-z][A-Za-z0-9+.-]*:)")
 
@@ -105,6 +110,10 @@ UNUSED_SCRIPTS: dict[str, str] = {
     "js/lib/aurora/aurora-xpra.js": "audio decoding, as aurora.js",
     "js/lib/jszip.js": "the bug-report menu only (its inline onclick handler never runs under the policy)",
     "js/lib/FileSaver.js": "the bug-report menu only, as jszip.js",
+    "js/lib/brotli_decode.js": (
+        "packet compression the server never picks: it prefers lz4, which the client has (and"
+        " Debian's Xpra has no brotli); the client checks `typeof BrotliDecode`"
+    ),
 }
 """Scripts of Xpra's index.html the page does not load, and why the client needs none of them
 under our pinned options (read in Xpra 3.1.3's Client.js, Protocol.js and index.html)."""
@@ -132,6 +141,7 @@ def rewrite_index(
     *,
     drop: Iterable[str] = (),
     inline: Mapping[str, bytes] | None = None,
+    styles: Mapping[str, bytes] | None = None,
 ) -> tuple[bytes, list[str]]:
     """Xpra's index.html with our scripts loaded first, and the CSP hashes of its inline scripts.
 
@@ -140,11 +150,14 @@ def rewrite_index(
     a path of `inline` (ours included) becomes an inline script holding exactly those bytes,
     in its place, unless they could end the element early or read differently inline than as a
     file (`</script`, `<!--`, CR or NUL: that script stays a file). Tags inside HTML comments are
-    left alone. With `static_base` (the URL path of ffsystemd.client_files, trailing slash),
-    every remaining relative `src`/`href` of the page's `<script>` and `<link>` tags points
-    there instead of next to the page, so they come from the Jupyter server's memory (while the
-    session still starts), never from the session's Xpra. The hashes are `sha256-<base64>` of
-    each inline script's text exactly as served. Raises PageError if the page has no `<head>`.
+    left alone. With `static_base` (the URL path of ffsystemd.client_files, trailing slash), a
+    `<link rel=stylesheet>` naming a path of `styles` becomes a `<style>` in its place (its
+    `url(...)`s pointed to `static_base`; kept a link if it imports or could end the element
+    early; see inline_css), and every remaining relative `src`/`href` of the page's `<script>`
+    and `<link>` tags points there instead of next to the page, so they come from the Jupyter
+    server's memory (while the session still starts), never from the session's Xpra. The
+    hashes are `sha256-<base64>` of each inline script's text exactly as served (those of the
+    styles: inline_style_hashes). Raises PageError if the page has no `<head>`.
     """
     head = _HEAD_RE.search(html)
     if head is None:
@@ -160,6 +173,8 @@ def rewrite_index(
             out.append(_edit_script(part, dropped, bodies, base))
         elif kind == "text" and base is not None:
             assert isinstance(part, bytes)
+            if styles:
+                part = _STYLESHEET_RE.sub(lambda link: _inline_style(link, styles, base), part)
             out.append(_TAG_RE.sub(lambda tag: _point_to(tag.group(0), base), part))
         else:
             assert isinstance(part, bytes)
@@ -171,6 +186,56 @@ def rewrite_index(
 def can_inline(body: bytes) -> bool:
     """Whether a script reads the same inline as from a file (and cannot end its element early)."""
     return not any(mark in body.lower() for mark in (b"</script", b"<!--", b"\r", b"\0"))
+
+
+def inline_css(path: str, css: bytes, base: bytes) -> bytes | None:
+    """The stylesheet at `path` as the text of a `<style>` in the page, or None if it cannot be.
+
+    Each relative `url(...)` (resolved against `path`, as the browser would for the file) is
+    made to point to `base`. None when the text has an `@import`, a `url(...)` leading out of
+    the client's files, or anything that could end the element early, read differently inline
+    or be taken for other markup by this module (`</style`, `<script`, `<!--`, CR, NUL).
+    """
+    if any(mark in css.lower() for mark in (b"</style", b"<script", b"<!--", b"@import", b"\r", b"\0")):
+        return None
+    folder = posixpath.dirname(path)
+    unsafe = False
+
+    def point(match: re.Match[bytes]) -> bytes:
+        nonlocal unsafe
+        value = match.group(2).strip()
+        if not value or value.startswith(b"data:") or value.startswith(b"#"):
+            return match.group(0)
+        target = posixpath.normpath(posixpath.join(folder, value.decode("utf-8", "replace")))
+        if _NOT_RELATIVE_RE.match(value) or target.startswith("../") or target == "..":
+            unsafe = True
+            return match.group(0)
+        return b'url("' + base + target.encode() + b'")'
+
+    text = _CSS_URL_RE.sub(point, css)
+    return None if unsafe or b'"' in base else text
+
+
+def _inline_style(link: re.Match[bytes], styles: Mapping[str, bytes], base: bytes) -> bytes:
+    """A `<link rel=stylesheet>` as a `<style>` holding its file, or the link as it is."""
+    href = _HREF_VALUE_RE.search(link.group(0))
+    if href is None:
+        return link.group(0)
+    path = href.group(2).decode("utf-8", "replace")
+    path = path[2:] if path.startswith("./") else path
+    css = styles.get(path)
+    text = None if css is None else inline_css(path, css, base)
+    return link.group(0) if text is None else b"<style>" + text + b"</style>"
+
+
+def inline_style_hashes(html: bytes) -> Iterator[str]:
+    """CSP hash sources of the `<style>` elements of a page (not in scripts or comments), in order."""
+    for kind, part in _segments(html):
+        if kind == "text":
+            assert isinstance(part, bytes)
+            for match in _STYLE_RE.finditer(part):
+                digest = hashlib.sha256(match.group(2)).digest()
+                yield "sha256-" + base64.b64encode(digest).decode()
 
 
 def _segments(html: bytes) -> Iterator[tuple[str, bytes | re.Match[bytes]]]:
@@ -253,13 +318,15 @@ def content_security_policy(
     capability_path: str,
     hashes: Iterable[str] = (),
     static_path: str | None = None,
+    style_hashes: Iterable[str] = (),
 ) -> str:
     """The policy of every response under a capability path (pure).
 
     `capability_path` is the path of the session's client, as in the request
     (`<base_url>firefox-launcher/session/<id>/c/<capability>/`); sources are limited to it, on
     the request's own host (http:/ws: also match https:/wss: behind a TLS proxy), and to
-    `static_path` (ffsystemd.client_files' URL path) for scripts, styles, images and fonts.
+    `static_path` (ffsystemd.client_files' URL path) for scripts, styles, images and fonts;
+    `hashes` allow inline scripts, `style_hashes` `<style>` elements.
     """
     secure = protocol == "https"
     origin = f"{'https' if secure else 'http'}://{check_host(host)}"
@@ -275,7 +342,7 @@ def content_security_policy(
             "default-src 'none'",
             f"script-src {scripts}",
             f"style-src {files} 'unsafe-inline'",
-            f"style-src-elem {files}",
+            " ".join([f"style-src-elem {files}", *(f"'{h}'" for h in style_hashes)]),
             "style-src-attr 'unsafe-inline'",
             f"img-src {files} data:",
             f"font-src {files}",

@@ -20,7 +20,9 @@ from ffsystemd.session_page import (
     PageError,
     can_inline,
     content_security_policy,
+    inline_css,
     inline_script_hashes,
+    inline_style_hashes,
     is_index,
     page_scripts_dropped,
     rewrite_index,
@@ -217,3 +219,53 @@ def test_every_dropped_script_is_one_xpras_page_loads() -> None:
     live = b"".join(part.split(b"-->")[-1] for part in page.split(b"<!--"))
     assert not any(path.encode() in live for path in [*UNUSED_SCRIPTS, *VIDEO_SCRIPTS])
     assert b'src="js/Client.js"' in live and b'src="js/lib/zlib.js"' in live
+
+
+# --- stylesheets inline ---------------------------------------------------------------------------
+STYLED = (
+    b"<html><head><link rel=\"stylesheet\" href=\"css/a.css\"><link rel='stylesheet' href='./css/b.css'/>"
+    b'<link rel="stylesheet" href="css/imports.css"><link rel="icon" href="favicon.png">'
+    b'<!-- <link rel="stylesheet" href="css/a.css"> --></head></html>'
+)
+
+
+def test_a_stylesheet_becomes_a_style_with_its_urls_pointed_to_the_static_route() -> None:
+    styles = {
+        "css/a.css": b"body { background: url(../background.png) } .x { src: url('../icons/f.woff') }",
+        "css/b.css": b'p { background: url("data:image/png;base64,AA") }',
+        "css/imports.css": b"@import url(a.css);",
+    }
+    page, _ = rewrite_index(STYLED, "/s/", styles=styles)
+    a = b'body { background: url("/s/background.png") } .x { src: url("/s/icons/f.woff") }'
+    b = b'p { background: url("data:image/png;base64,AA") }'
+    assert page.count(b"<style>") == 2
+    assert b"<style>" + a + b"</style><style>" + b + b"</style>" in page
+    assert b'<link rel="stylesheet" href="/s/css/imports.css">' in page  # an @import stays a file
+    assert b'<link rel="icon" href="/s/favicon.png">' in page
+    assert b'<!-- <link rel="stylesheet" href="css/a.css"> -->' in page  # comments are left alone
+    assert list(inline_style_hashes(page)) == [sha(a), sha(b)]
+    assert list(inline_style_hashes(b"<script>var s = '<style>x</style>';</script>")) == []
+
+
+@pytest.mark.parametrize(
+    "css",
+    [
+        b"a { b: c } </style><script>x()</script>",
+        b"a { background: url(../../../etc/x.png) }",  # out of the client's files
+        b"a { background: url(https://elsewhere.example/x.png) }",
+        b"a { background: url(/elsewhere/x.png) }",
+        b"a { b: c }\r\n",
+        b"a { content: '<script>' }",
+        b"@import 'other.css';",
+    ],
+)
+def test_a_stylesheet_that_cannot_be_inline_stays_a_file(css: bytes) -> None:
+    assert inline_css("css/a.css", css, b"/s/") is None
+
+
+def test_style_hashes_go_to_style_src_elem_only() -> None:
+    policy = content_security_policy("http", "h", "/c/CAP/", ["sha256-s"], "/st/", ["sha256-c"])
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["style-src-elem"] == "http://h/c/CAP/ http://h/st/ 'sha256-c'"
+    assert directives["script-src"] == "http://h/c/CAP/ http://h/st/ 'sha256-s'"
+    assert "'sha256-c'" not in directives["style-src"] + directives["style-src-attr"]

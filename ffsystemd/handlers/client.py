@@ -14,8 +14,8 @@ authorizes). Only GET and HEAD (405 otherwise) of the client's page and static f
 Xpra, and websocket upgrades, which are tunnelled (at most `max_connections_per_session` at
 once per session: 429 beyond). No request body is ever read (NoBodyMixin: 413). Every response
 carries the session policy (ffsystemd.session_page); the page itself is Xpra's index.html
-rewritten by us (read at start-up and built once: the scripts the client needs inline, each
-allowed by its hash, its styles and images pointing to the cacheable static route
+rewritten by us (read at start-up and built once: the scripts the client needs and its styles
+inline, each allowed by its hash, its images and fonts pointing to the cacheable static route
 ffsystemd.handlers.static; other paths are files of that allow-list or 404). Only when
 the client's files could not be read at start-up are the page and files fetched from the
 session's Xpra.
@@ -239,14 +239,19 @@ class SessionClientHandler(PlainGetHandler):
         """The page built from Xpra's index.html (ClientFiles.page: scripts inline, no Xpra asked)."""
         static_path = files.url_path(self.settings.get("base_url", "/"))
         try:
-            body, hashes = files.page(static_path, video_enabled(client_options(self.request.query)))
+            page = files.page(static_path, video_enabled(client_options(self.request.query)))
             policy = content_security_policy(
-                self.request.protocol, self.request.host, self.client_path, hashes, static_path
+                self.request.protocol,
+                self.request.host,
+                self.client_path,
+                page.script_hashes,
+                static_path,
+                page.style_hashes,
             )
         except PageError as exc:
             raise web.HTTPError(400, str(exc)) from None
         self.set_header("Content-Security-Policy", policy)
-        self._reply("text/html; charset=utf-8", body, with_body)
+        self._reply("text/html; charset=utf-8", page.body, with_body)
 
     def _reply(self, content_type: str, body: bytes, with_body: bool) -> None:
         self.set_header("Content-Type", content_type)

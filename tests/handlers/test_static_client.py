@@ -231,7 +231,7 @@ async def test_the_page_comes_from_memory_and_points_to_the_static_route(
     client_js = b"<script>var client = 'ours';\n</script>"
     assert body.count(client_js) == 2  # js/Client.js and the link to it, js/inside.js
     assert b"js/Client.js" not in body and b"js/inside.js" not in body
-    assert f'href="{static}css/client.css"'.encode() in body
+    assert b"<style>body { margin: 0 }\n</style>" in body and b"css/client.css" not in body
     assert b'src="https://elsewhere.example/x.js"' in body  # not ours to move (and the CSP refuses it)
     policy = response.headers["Content-Security-Policy"]
     origin = f"http://127.0.0.1:{world.port}"
@@ -241,6 +241,9 @@ async def test_the_page_comes_from_memory_and_points_to_the_static_route(
     inline = [*OUR_SCRIPTS.values(), b"var client = 'ours';\n", b"var inline = 1;"]
     assert sorted(script_src[2:]) == sorted({f"'{sha(text)}'" for text in inline})  # each once
     assert "'unsafe-inline'" not in script_src
+    style_src = next(p for p in policy.split(";") if p.strip().startswith("style-src-elem")).split()[1:]
+    css_hash = sha(b"body { margin: 0 }\n")
+    assert style_src == [f"{origin}{client}", f"{origin}{static}", f"'{css_hash}'"]
     assert f"connect-src ws://127.0.0.1:{world.port}{client}" in policy  # the websocket stays per session
     assert "elsewhere.example" not in policy
     assert response.headers["Cache-Control"] == "no-store"  # the page itself is per session
@@ -272,7 +275,7 @@ async def test_every_file_the_real_page_names_is_served_as_on_disk(
     live_tags = re.sub(rb"(<script>).*?(</script>)", rb"\1\2", live, flags=re.S)  # not the inline text
     urls = re.findall(rb'<(?:script|link)\b[^>]*\s(?:src|href)="([^"]+)"', live_tags)
     ours = [u.decode() for u in urls]
-    assert len(ours) >= 5  # the styles, the favicon, a script that cannot be inline (brotli_decode.js)
+    assert ours == [f"{static}favicon.png"]  # every script and style is inline
     assert all(u.startswith(static) for u in ours), [u for u in ours if not u.startswith(static)]
     # Every other script of Xpra's page is inline, exactly as on disk (but the ones not needed).
     xpra = re.sub(rb"<!--.*?-->", b"", (real_www / "index.html").read_bytes(), flags=re.S)
@@ -284,7 +287,15 @@ async def test_every_file_the_real_page_names_is_served_as_on_disk(
             assert (real_www / path).read_bytes() not in inline, path
         elif f"{static}{path}" not in ours:
             assert (real_www / path).read_bytes() in inline, path
-    assert len(inline) >= len(named) - len(UNUSED_SCRIPTS) - 1
+    assert len(inline) == len(named) - len(UNUSED_SCRIPTS) + len(OUR_SCRIPTS) + 1  # + Xpra's own
+    # The stylesheets too, their url()s pointed to the static route, where those files are.
+    styles = re.findall(rb"<style>(.*?)</style>", live_tags, flags=re.S)  # not in a script
+    assert len(styles) == len(re.findall(rb'rel="stylesheet"', xpra)) == 5
+    for url in re.findall(rb'url\("([^"]+)"\)', b"".join(styles)):
+        assert url.decode().startswith(static), url
+        relative = url.decode()[len(static) :]
+        expected = 200 if (real_www / relative).is_file() else 404  # its client.css names a missing png
+        assert (await world.http(url.decode(), token=False)).code == expected, url
     for url in ours:
         response = await world.http(url, token=False)
         assert response.code == 200, url
