@@ -209,9 +209,7 @@ async def test_the_version_names_the_content(www: Path) -> None:
     assert load_client_files(www).version == first.version
     (www / "js" / "Client.js").write_bytes(b"var client = 'changed';\n")
     assert load_client_files(www).version != first.version
-    assert sorted(first.files) == sorted(
-        [CLIENT_SHIM_PATH, CLIENT_VIEW_PATH, "css/client.css", "js/Client.js", "js/inside.js"]
-    )
+    assert sorted(first.files) == sorted([*OUR_SCRIPTS, "css/client.css", "js/Client.js", "js/inside.js"])
 
 
 # --- the page under the capability ----------------------------------------------------------------------
