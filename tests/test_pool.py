@@ -94,6 +94,9 @@ async def test_pooled_sessions_are_started_warm_hidden_and_not_counted(world: Wo
     assert manager.session_ids() == [] and await manager.list_status() == []
     assert manager.active_count() == 0 and (await manager.can_launch())[0]
     assert sorted(world.units() or []) == sorted(manager.ctx.sessions[s].unit for s in ids)
+    assert manager.pool.counts() == {"ready": 2, "starting": 0}
+    manager.pool.ready = lambda paths: paths.session_id != ids[0]  # one of them not ready (yet, again)
+    assert manager.pool.counts() == {"ready": 1, "starting": 1}
     await manager.shutdown()
     await world.assert_clean(manager)
 

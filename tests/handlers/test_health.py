@@ -220,3 +220,15 @@ async def test_authorizer_is_asked_for_resource_ffsystemd(
     recording_authorizer.allowed = {"read", "write"}
     session = await launched(api)
     assert (await api.cleanup(id=session["id"])).code == 200
+
+
+async def test_health_says_the_pool_is_empty_without_one(api: Api) -> None:
+    assert (await api.health()).json["pool"] == {"size": 0, "ready": 0, "starting": 0}
+
+
+async def test_health_reports_the_pools_counts(
+    api: Api, manager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pool counts (tests/test_pool.py) is what health says, with the configured size."""
+    monkeypatch.setattr(manager.pool, "counts", lambda: {"ready": 1, "starting": 2})
+    assert (await api.health()).json["pool"] == {"size": 0, "ready": 1, "starting": 2}
