@@ -31,7 +31,10 @@ HIDPI_PAGE = b"""<!doctype html><html><head><title>hidpi page</title><style>
 body { margin: 0; font: 16px sans-serif }
 #stripes { position: absolute; left: 60px; top: 60px; width: 200px; height: 60px }
 #press { position: absolute; left: 400px; top: 240px; width: 140px; height: 60px }
-</style></head><body><canvas id="stripes"></canvas><button id="press">press</button><script>
+#low { position: fixed; left: 8px; bottom: 8px; width: 100px; height: 40px }
+#far { position: fixed; right: 8px; top: 8px; width: 100px; height: 40px }
+</style></head><body><canvas id="stripes"></canvas><button id="press">press</button>
+<button id="low">low</button><button id="far">far</button><script>
 let drawn = 0;
 function draw() {
   const c = document.getElementById('stripes'), r = devicePixelRatio;
@@ -49,11 +52,13 @@ function box(id) {
 }
 function report(kind, extra) {
   fetch('/', {method: 'POST', body: JSON.stringify(Object.assign(
-    {kind: kind, dpr: devicePixelRatio, press: box('press'), stripes: box('stripes')}, extra || {}))});
+    {kind: kind, dpr: devicePixelRatio, stripes: box('stripes'),
+     press: box('press'), low: box('low'), far: box('far')},
+    extra || {}))});
 }
 setInterval(() => { draw(); report('tick'); }, 500);
-document.getElementById('press').addEventListener('click',
-  e => report('click', {x: e.clientX, y: e.clientY}));
+for (const id of ['press', 'low', 'far']) document.getElementById(id).addEventListener('click',
+  e => report('click', {id: id, x: e.clientX, y: e.clientY}));
 </script></body></html>"""
 
 
@@ -90,8 +95,8 @@ def hidpi_site() -> Iterator[tuple[str, list[dict]]]:
 HIDPI_ARGS = ["--force-device-scale-factor=2"]
 
 
-def in_device_pixels(frame: Frame, slack: int = 3) -> dict | None:
-    """The geometry if Firefox's window fills the frame and its canvas has 2x its CSS size."""
+def in_x_pixels(frame: Frame, ratio: float, slack: int = 3) -> dict | None:
+    """The geometry if Firefox's window fills the frame and its canvas has `ratio` x its CSS size."""
     g = frame.evaluate(GEOMETRY)
     if not g:
         return None
@@ -101,8 +106,8 @@ def in_device_pixels(frame: Frame, slack: int = 3) -> dict | None:
         and abs(g["top"]) <= slack
         and abs(g["width"] - width) <= slack
         and abs(g["height"] - height) <= slack
-        and abs(g["canvas"][0] - 2 * g["width"]) <= slack
-        and abs(g["canvas"][1] - 2 * g["height"]) <= slack
+        and abs(g["canvas"][0] - ratio * g["width"]) <= slack
+        and abs(g["canvas"][1] - ratio * g["height"]) <= slack
         and g["heads"] == 0
     )
     return g if ok else None
@@ -130,31 +135,73 @@ def stripes_kept(page: Page, frame: Frame, stripes: list[float]) -> float:
     return sum(abs(a - b) > 150 for a, b in itertools.pairwise(row)) / (len(row) - 1)
 
 
-def check_hidpi_tab(page: Page, server: JupyterServer, reports: list[dict]) -> None:
+def sharp(page: Page, frame: Frame, stripes: list[float]) -> bool:
+    """The one-device-pixel stripes arrive as they are (an upscaled picture has none)."""
+    kept: list[float] = []
+    try:
+        wait_until(
+            lambda: kept.append(stripes_kept(page, frame, stripes)) or kept[-1] > 0.9, 30, "sharp stripes"
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}: share of differing neighbours {kept[-3:]}") from None
+    return True
+
+
+def click_the_buttons(page: Page, frame: Frame, reports: list[dict]) -> None:
+    """A click at each button's place on the user's screen reaches it (the first at its centre).
+
+    The other two sit at the page's bottom left and top right, where a pointer beyond the X
+    screen would land nowhere (the bottom right is where JupyterLab puts its notices).
+    """
+    last = reports[-1]
+    for name, centre in (("press", (470, 270)), ("low", None), ("far", None)):
+        x, y, w, h = last[name]
+        page.mouse.click(*to_page(page, frame, x + w / 2, y + h / 2))
+        wait_until(
+            lambda name=name: any(r.get("id") == name for r in reports), 30, f"the click to reach {name}"
+        )
+        click = next(r for r in reports if r.get("id") == name)
+        if centre:
+            assert abs(click["x"] - centre[0]) <= 3 and abs(click["y"] - centre[1]) <= 3, click
+
+
+POPUP = """() => Object.values(client.id_to_window).filter(w => w.override_redirect).map(w => {
+  const box = w.div[0].getBoundingClientRect();
+  return [box.left, box.top, box.right, box.bottom];
+})"""
+
+
+def menu_at_the_pointer(page: Page, frame: Frame) -> None:
+    """Firefox's context menu (a popup window) opens where the user right-clicked, in CSS px."""
+    box = page.locator(".jp-FFSystemd-frame").bounding_box()
+    assert box
+    x, y = 300, box["height"] * 0.6  # in the page, below the stripes
+    page.mouse.click(box["x"] + x, box["y"] + y, button="right")
+    [menu] = wait_until(lambda: frame.evaluate(POPUP) or None, 30, "Firefox's context menu")
+    left, top, right, bottom = menu
+    assert abs(left - x) <= 6 and (abs(top - y) <= 6 or abs(bottom - y) <= 6), (menu, x, y)  # or flipped up
+    assert right - left > 60  # a menu, not a speck
+    page.keyboard.press("Escape")
+    wait_until(lambda: frame.evaluate(POPUP) == [], 30, "the menu to close")
+
+
+def open_hidpi_tab(page: Page, server: JupyterServer) -> Frame:
     frame = open_firefox_tab(page, server)
     assert frame.evaluate("() => devicePixelRatio") == 2  # the client's frame is on the 2x screen
     frame.wait_for_function(f"() => {{ const w = {FIREFOX}; return w && /hidpi page/.test(w.title); }}")
+    return frame
+
+
+def check_hidpi_tab(page: Page, server: JupyterServer, reports: list[dict]) -> None:
+    frame = open_hidpi_tab(page, server)
     wait_until(
-        lambda: in_device_pixels(frame), 60, f"a 2x canvas filling the tab, saw {frame.evaluate(GEOMETRY)}"
+        lambda: in_x_pixels(frame, 2), 60, f"a 2x canvas filling the tab, saw {frame.evaluate(GEOMETRY)}"
     )
     wait_until(lambda: reports and reports[-1]["dpr"] == 2, 60, f"Firefox at 2x, saw {reports[-1:]}")
-    wait_until(lambda: in_device_pixels(frame), 30, f"the canvas still 2x, saw {frame.evaluate(GEOMETRY)}")
-
-    # Sharp: the one-device-pixel stripes arrive as they are (an upscaled picture has none).
-    last = reports[-1]
-    kept: list[float] = []
-    wait_until(
-        lambda: kept.append(stripes_kept(page, frame, last["stripes"])) or kept[-1] > 0.9,
-        30,
-        f"sharp stripes, {kept[-1:]}",
-    )
-
-    # A click at the button's place on the user's screen reaches the button.
-    x, y, w, h = last["press"]
-    page.mouse.click(*to_page(page, frame, x + w / 2, y + h / 2))
-    wait_until(lambda: any(r["kind"] == "click" for r in reports), 30, "the click to reach the page's button")
-    click = next(r for r in reports if r["kind"] == "click")
-    assert abs(click["x"] - 470) <= 3 and abs(click["y"] - 270) <= 3, click  # the button's centre, CSS px
+    wait_until(lambda: in_x_pixels(frame, 2), 30, f"the canvas still 2x, saw {frame.evaluate(GEOMETRY)}")
+    assert sharp(page, frame, reports[-1]["stripes"])
+    click_the_buttons(page, frame, reports)
+    menu_at_the_pointer(page, frame)
     save_artifact("hidpi-tab.png", page.screenshot())
 
 
@@ -181,3 +228,31 @@ def test_a_claimed_pooled_session_rescales_its_running_firefox_to_2x(
         check_hidpi_tab(page, server, reports)
         assert page.locator(PANEL).get_attribute("data-session-id") == pooled
     server.cleanup(id=pooled)
+
+
+def test_a_hidpi_tab_too_large_for_the_x_screen_gets_a_lower_ratio_and_stays_clickable(
+    server_factory: Callable[..., JupyterServer], hidpi_site: tuple[str, list[dict]]
+) -> None:
+    """At 2x the tab would need more X pixels than the screen has (1920x1080): the client lowers
+    its ratio until the X size fits, Firefox follows, and clicks at the page's edges still land."""
+    url, reports = hidpi_site
+    server = server_factory(screen_size="1920x1080", start_url=url)
+    with chromium(HIDPI_ARGS) as browser:
+        page = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=2).new_page()
+        frame = open_hidpi_tab(page, server)
+        width, height = frame.evaluate("() => [innerWidth, innerHeight]")
+        assert 2 * width > 1920 or 2 * height > 1080, (width, height)  # 2x would not fit
+        ratio = min(1920 / width, 1080 / height)
+        assert 1.1 < ratio < 2
+        wait_until(
+            lambda: in_x_pixels(frame, ratio), 60, f"a {ratio:.3f}x canvas, saw {frame.evaluate(GEOMETRY)}"
+        )
+        desktop = frame.evaluate("() => [client.desktop_width, client.desktop_height]")
+        assert desktop[0] <= 1920 and desktop[1] <= 1080, desktop
+        assert desktop[0] == 1920 or desktop[1] == 1080, desktop  # all the room there is one way
+        # Firefox's scale is the reported DPI / 96, to the nearest 60/n (its app units per pixel).
+        wait_until(lambda: reports and abs(reports[-1]["dpr"] - ratio) < 0.03, 60, f"Firefox at {ratio:.3f}x")
+        click_the_buttons(page, frame, reports)
+        save_artifact("hidpi-capped-tab.png", page.screenshot())
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+    server.cleanup(id=session_id)
