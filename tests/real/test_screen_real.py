@@ -83,10 +83,15 @@ def test_the_screen_has_the_tabs_size_before_the_client_connects(server_factory,
         server.cleanup(id=control["id"])
 
 
-def test_the_tab_sends_the_size_its_client_asks_for(server_factory) -> None:
-    server: JupyterServer = server_factory(screen_size="1920x1080")
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1300, "height": 850})
+@pytest.mark.parametrize("scale", [1, 2], ids=["1x", "2x"])
+def test_the_tab_sends_the_size_its_client_asks_for(server_factory, scale: int) -> None:
+    """At a device pixel ratio of 2 the client asks for twice its CSS size (client_scale.js)."""
+    server: JupyterServer = server_factory()
+    # The flag gives the client's frame the ratio too (Playwright's emulation reaches only the
+    # page); the context's factor keeps Playwright's page at the same ratio.
+    with chromium([f"--force-device-scale-factor={scale}"]) as browser:
+        context = browser.new_context(viewport={"width": 1300, "height": 850}, device_scale_factor=scale)
+        page = context.new_page()
         page.goto(f"{server.url}lab?token={server.token}")
         tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
         tile.first.wait_for(timeout=60_000)
@@ -98,6 +103,8 @@ def test_the_tab_sends_the_size_its_client_asks_for(server_factory) -> None:
         frame.wait_for_function("() => window.client && window.client.connected === true", timeout=90_000)
         desktop = frame.evaluate(DESKTOP)
         assert body.get("screen") == desktop, (body, desktop)
+        css = frame.evaluate("() => [window.innerWidth, window.innerHeight]")
+        assert desktop == [css[0] * scale, css[1] * scale]
         (session,) = sessions(server)
         assert RESIZED not in xpra_log(server, session["id"])
         page.set_viewport_size({"width": 1100, "height": 800})  # and later sizes still follow
