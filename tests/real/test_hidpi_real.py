@@ -33,8 +33,10 @@ body { margin: 0; font: 16px sans-serif }
 #press { position: absolute; left: 400px; top: 240px; width: 140px; height: 60px }
 #low { position: fixed; left: 8px; bottom: 8px; width: 100px; height: 40px }
 #far { position: fixed; right: 8px; top: 8px; width: 100px; height: 40px }
+#open { position: absolute; left: 60px; top: 240px; width: 100px; height: 40px }
 </style></head><body><canvas id="stripes"></canvas><button id="press">press</button>
-<button id="low">low</button><button id="far">far</button><script>
+<button id="low">low</button><button id="far">far</button>
+<button id="open">open</button><script>
 let drawn = 0;
 function draw() {
   const c = document.getElementById('stripes'), r = devicePixelRatio;
@@ -53,12 +55,14 @@ function box(id) {
 function report(kind, extra) {
   fetch('/', {method: 'POST', body: JSON.stringify(Object.assign(
     {kind: kind, dpr: devicePixelRatio, stripes: box('stripes'),
-     press: box('press'), low: box('low'), far: box('far')},
+     press: box('press'), low: box('low'), far: box('far'), open: box('open')},
     extra || {}))});
 }
 setInterval(() => { draw(); report('tick'); }, 500);
 for (const id of ['press', 'low', 'far']) document.getElementById(id).addEventListener('click',
   e => report('click', {id: id, x: e.clientX, y: e.clientY}));
+document.getElementById('open').addEventListener('click',
+  () => window.open('about:blank', '', 'width=400,height=300,left=500,top=200'));
 </script></body></html>"""
 
 
@@ -185,6 +189,54 @@ def menu_at_the_pointer(page: Page, frame: Frame) -> None:
     wait_until(lambda: frame.evaluate(POPUP) == [], 30, "the menu to close")
 
 
+DIALOGS = """() => Object.values(client.id_to_window).filter(w => w.d_header && w !== (FIREFOX)).map(w => {
+  const head = document.querySelector(w.d_header).getBoundingClientRect();
+  return {head: [head.left, head.top, head.width, head.height], xpra: [w.x, w.y]};
+})""".replace("FIREFOX", FIREFOX)
+
+
+def a_dialog_follows_a_drag(page: Page, frame: Frame, reports: list[dict]) -> None:
+    """A window of its own (window.open) keeps Xpra's title bar; dragged by it 100 CSS px left and
+    50 down, it moves that much on the screen and twice that in X pixels."""
+    x, y, w, h = reports[-1]["open"]
+    page.mouse.click(*to_page(page, frame, x + w / 2, y + h / 2))
+    seen: list[list[dict]] = [[]]
+
+    def settled() -> dict | None:
+        """The dialog once it has its 400 CSS px and stays put (Firefox sizes a new window late)."""
+        now = frame.evaluate(DIALOGS)
+        same = now == seen[-1] and len(now) == 1 and abs(now[0]["head"][2] - 400) <= 3
+        seen.append(now)
+        return now[0] if same else None
+
+    dialog = wait_until(settled, 60, "the opened window, with a title bar, 400 CSS px wide", interval=0.5)
+    box = page.locator(".jp-FFSystemd-frame").bounding_box()
+    assert box
+    left, top, width, height = dialog["head"]
+    start = (box["x"] + left + width / 2, box["y"] + top + height / 2)
+    page.mouse.move(*start)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(start[0] - 10 * step, start[1] + 5 * step)
+    page.mouse.up()
+    moved: list[dict] = []
+    try:
+        wait_until(
+            lambda: moved.append(frame.evaluate(DIALOGS)[0]) or abs(moved[-1]["head"][0] - (left - 100)) <= 2,
+            30,
+            "the title bar to follow the pointer",
+        )
+    except AssertionError as error:
+        save_artifact("hidpi-dialog.png", page.screenshot())
+        raise AssertionError(f"{error}: from {dialog} to {moved[-1:]}") from None
+    assert abs(moved[-1]["head"][1] - (top + 50)) <= 2, (dialog, moved[-1])
+    xpra = moved[-1]["xpra"]
+    assert abs(xpra[0] - (dialog["xpra"][0] - 200)) <= 4 and abs(xpra[1] - (dialog["xpra"][1] + 100)) <= 4, (
+        dialog,
+        moved[-1],
+    )
+
+
 def open_hidpi_tab(page: Page, server: JupyterServer) -> Frame:
     frame = open_firefox_tab(page, server)
     assert frame.evaluate("() => devicePixelRatio") == 2  # the client's frame is on the 2x screen
@@ -192,7 +244,7 @@ def open_hidpi_tab(page: Page, server: JupyterServer) -> Frame:
     return frame
 
 
-def check_hidpi_tab(page: Page, server: JupyterServer, reports: list[dict]) -> None:
+def check_hidpi_tab(page: Page, server: JupyterServer, reports: list[dict]) -> Frame:
     frame = open_hidpi_tab(page, server)
     wait_until(
         lambda: in_x_pixels(frame, 2), 60, f"a 2x canvas filling the tab, saw {frame.evaluate(GEOMETRY)}"
@@ -203,6 +255,7 @@ def check_hidpi_tab(page: Page, server: JupyterServer, reports: list[dict]) -> N
     click_the_buttons(page, frame, reports)
     menu_at_the_pointer(page, frame)
     save_artifact("hidpi-tab.png", page.screenshot())
+    return frame
 
 
 def test_a_hidpi_browser_gets_firefox_at_2x_sharp_and_clickable(
@@ -212,7 +265,9 @@ def test_a_hidpi_browser_gets_firefox_at_2x_sharp_and_clickable(
     server = server_factory(screen_size="3840x2160", start_url=url)
     with chromium(HIDPI_ARGS) as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=2).new_page()
-        check_hidpi_tab(page, server, reports)
+        frame = check_hidpi_tab(page, server, reports)
+        a_dialog_follows_a_drag(page, frame, reports)
+        save_artifact("hidpi-dialog.png", page.screenshot())
         session_id = page.locator(PANEL).get_attribute("data-session-id")
     server.cleanup(id=session_id)
 
