@@ -1,33 +1,136 @@
-"""Real tier: the first keys typed right after Firefox's window appears reach the page complete."""
+"""Real tier, in real JupyterLab: text typed the moment Firefox's window shows its page arrives complete.
+
+Several launches through the launcher tile in one test, cold (Firefox started for the launch) and
+warm (a pooled session claimed): each types at once (no click, no pause, no waiting for Firefox
+to take a key) when the tab's client lists the page's window, and every character must reach
+the page's focused text area. On failure the message says where the keys went: which keys
+JupyterLab's page and the client's frame each saw, how many the client sent, and their focus.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
+from playwright.sync_api import Browser, Frame, Page
+
+from ffsystemd.warm import BLANK_URL
 
 from .browser import chromium, save_artifact
+from .test_lab_real import PANEL, session_frame
+from .test_pool_real import ready_pooled
 from .world import JupyterServer, wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.browser]
 
-TITLES = "() => window.client ? Object.values(client.id_to_window).map(w => w.title || '') : []"
 TYPED = "The quick brown fox 0123456789"
+LAUNCHES = 3
+PAGE_LISTED = (
+    "() => window.client && Object.values(client.id_to_window).some(w => /keys page/.test(w.title || ''))"
+)
+# Before any page script, in JupyterLab's page and in the client's frame: the keys each document
+# saw (with where its focus was), and in the frame the key packets the client sent.
+COUNT_KEYS = """
+window.__keys = {seen: [], sent: 0, focus: []};
+const stamp = () => Math.round(performance.timeOrigin + performance.now());
+const where = () => document.activeElement ? (document.activeElement.id || document.activeElement.className
+  || document.activeElement.tagName) : null;
+document.addEventListener('keydown', e => window.__keys.seen.push([stamp(), e.key, where()]), true);
+window.addEventListener('focus', () => window.__keys.focus.push([stamp(), 'focus', where()]));
+window.addEventListener('blur', () => window.__keys.focus.push([stamp(), 'blur', where()]));
+if (/firefox-launcher\\/session\\//.test(location.pathname)) {
+  document.addEventListener('DOMContentLoaded', () => {
+    const proto = window.XpraClient && XpraClient.prototype;
+    if (!proto) return;
+    const send = proto.send;
+    proto.send = function (packet) {
+      if (packet && packet[0] === 'key-action' && packet[3]) window.__keys.sent++;
+      return send.apply(this, arguments);
+    };
+  });
+}
+"""
 
 
-def test_text_typed_right_after_the_window_appears_arrives_complete(
+SUMMARY = """() => {
+  const k = window.__keys || {seen: [], focus: []};
+  return {keys: k.seen.length, first: k.seen.slice(0, 3), sent: k.sent, focus: k.focus.slice(-6),
+    active: document.activeElement?.id || document.activeElement?.className, has_focus: document.hasFocus()};
+}"""
+
+
+def where_keys_went(page: Page, frame: Frame) -> str:
+    """What JupyterLab's page and the client's frame saw of the keys, and where their focus was."""
+    return f"JupyterLab's page {page.evaluate(SUMMARY)}; the client's frame {frame.evaluate(SUMMARY)}"
+
+
+def type_at_once_in_a_new_tab(
+    browser: Browser, server: JupyterServer, values: list[str], name: str
+) -> tuple[str, str | None]:
+    """Open JupyterLab (a fresh workspace), click the Firefox tile and type the moment the tab's
+    client lists the page's window; (session id, None if every character arrived, else what
+    the page holds and where the keys went)."""
+    values.clear()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(COUNT_KEYS)
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}lab/workspaces/{name}?token={server.token}")
+        tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+        tile.first.click(timeout=60_000)
+        page.locator(f"{PANEL}[data-state='running']").wait_for(timeout=90_000)
+        frame = session_frame(page)
+        frame.wait_for_function(PAGE_LISTED, timeout=90_000, polling=20)
+        page.keyboard.type(TYPED, delay=30)  # no click, no pause
+        session_id = page.locator(PANEL).get_attribute("data-session-id") or ""
+        try:
+            # The page reports its value at every input, each in its own request: they may arrive
+            # out of order, so the complete text showing at all is what counts (it only grows).
+            wait_until(lambda: TYPED in values, 30, f"the page to hold {TYPED!r}")
+        except AssertionError:
+            save_artifact(f"keys-{name}.png", page.screenshot())
+            longest = max(values, key=len, default=None)
+            return session_id, f"{name}: the page held at most {longest!r}; {where_keys_went(page, frame)}"
+        return session_id, None
+    finally:
+        context.close()
+
+
+def test_text_typed_right_after_a_cold_launch_arrives_complete(
     server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
 ) -> None:
     url, values = keys_site
-    server = server_factory(screen_size="1280x800")
-    session = server.launch(url=url)
+    server = server_factory(screen_size="1280x800", start_url=url)
+    lost = []
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(f"http://127.0.0.1:{server.port}{session['url']}?token={server.token}")
-        page.wait_for_function(f"() => ({TITLES})().some(t => t.includes('keys page'))", timeout=90_000)
-        # No click, no wait: the first keys go out as soon as the page's window is listed.
-        page.keyboard.type(TYPED, delay=30)
-        wait_until(lambda: values and values[-1] == TYPED, 30, f"the page to hold {TYPED!r}")
-        save_artifact("keys-typed-at-once.png", page.screenshot())
-    assert values[0] == TYPED[0]  # the very first key was not lost
-    server.cleanup(id=session["id"])
+        for n in range(LAUNCHES):
+            session_id, failure = type_at_once_in_a_new_tab(browser, server, values, f"cold{n}")
+            lost += [failure] if failure else []
+            server.cleanup(id=session_id)
+    assert not lost, f"{len(lost)} of {LAUNCHES} launches lost keys: {lost}"
+
+
+@pytest.mark.xfail(
+    BLANK_URL == "about:blank",
+    strict=True,
+    reason="a pooled Firefox started on about:blank keeps its address bar focused after the claim"
+    " (Firefox selects the URL bar for a blank start page; a URL handed over later loads in the"
+    " tab without moving the focus): every typed key lands in the address bar. Once that is"
+    " fixed, the first key also needs the tab to hand the keyboard back to the frame when the"
+    " client's page has loaded (README, Keyboard): a warm window is listed at once",
+)
+def test_text_typed_right_after_a_warm_launch_arrives_complete(
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+) -> None:
+    url, values = keys_site
+    server = server_factory(screen_size="1280x800", start_url=url, pool_size=1)
+    lost = []
+    with chromium() as browser:
+        for n in range(LAUNCHES):
+            [pooled] = wait_until(lambda: ready_pooled(server), 180, "a ready pooled session")
+            session_id, failure = type_at_once_in_a_new_tab(browser, server, values, f"warm{n}")
+            assert session_id == pooled  # the launch claimed the pooled session
+            lost += [failure] if failure else []
+            server.cleanup(id=session_id)
+    assert not lost, f"{len(lost)} of {LAUNCHES} launches lost keys: {lost}"

@@ -56,8 +56,9 @@ def firefox_takes_keys(page: Page, frame: Frame, values: list[str]) -> None:
     """Wait until the just-started Firefox's keys page takes keys at all, then empty it.
 
     These tests are about the tab, the clipboard and tab switches, not the first keys of a fresh
-    Firefox (test_keyboard_real): in the lab those were seen lost in ~3 of 15 runs although Xpra
-    handed every one to Firefox's focused window (--debug=keyboard); cause not found.
+    Firefox (test_keyboard_real): in the lab a key typed while the keyboard is back in
+    JupyterLab's page (the client's page replaced the frame's first document) is lost (README,
+    Keyboard).
     """
     deadline = time.monotonic() + 60
     while not values:
