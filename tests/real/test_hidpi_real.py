@@ -18,6 +18,7 @@ from playwright.sync_api import Frame, Page
 from .browser import chromium, save_artifact
 from .test_lab_real import PANEL
 from .test_pool_real import ready_pooled
+from .test_screen_real import RESIZED, xpra_log
 from .test_view_real import FIREFOX, GEOMETRY, open_firefox_tab
 from .world import JupyterServer, wait_until
 
@@ -266,9 +267,13 @@ def test_a_hidpi_browser_gets_firefox_at_2x_sharp_and_clickable(
     with chromium(HIDPI_ARGS) as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=2).new_page()
         frame = check_hidpi_tab(page, server, reports)
+        session_id = page.locator(PANEL).get_attribute("data-session-id")
+        assert session_id
+        # The tab pre-sized the screen to the client's 2x size, so Xpra never resized it (nor ran
+        # its resize-time DPI code): Firefox's 2x came from the DPI in the client's hello.
+        assert RESIZED not in xpra_log(server, session_id)
         a_dialog_follows_a_drag(page, frame, reports)
         save_artifact("hidpi-dialog.png", page.screenshot())
-        session_id = page.locator(PANEL).get_attribute("data-session-id")
     server.cleanup(id=session_id)
 
 
