@@ -99,8 +99,8 @@ class BrowserConfig(HasTraits):
         " view has. A tab needs its CSS size times the browser's device pixel ratio (a 2x screen:"
         " twice each way); a HiDPI tab that would not fit gets a lower ratio (a softer picture),"
         " a tab larger than it at ratio 1 is filled but not clickable beyond it. Xvfb keeps a"
-        " framebuffer of this size for the session's whole life, also in a pooled session: bare"
-        " Xvfb measured 56 MiB PSS at 3840x2160, 32 MiB at 1920x1080.",
+        " framebuffer of this size for the session's whole life, also in a pooled session: Xvfb"
+        " measured 57 MiB PSS at 3840x2160, 31 MiB at 1920x1080 (an idle session).",
     )
     firefox_content_processes = Int(
         2,

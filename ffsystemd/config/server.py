@@ -30,7 +30,7 @@ class ServerConfig(HasTraits):
         " for), then the pool refills in the background. Each"
         " pooled session costs the memory of an idle session all the time: measured 430 MiB PSS"
         " (other sessions sharing its libraries) to ~600 MiB (alone) with a 1920x1080 screen_size"
-        " (the default 3840x2160 adds ~24 MiB) and the default firefox_content_processes (README,"
+        " (the default 3840x2160 adds ~26 MiB) and the default firefox_content_processes (README,"
         " Benchmarks)."
         " Pooled sessions are not listed to the user and count toward max_sessions only once"
         " claimed, so up to max_sessions + pool_size sessions can run. A claimed session is a"
