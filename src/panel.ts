@@ -280,6 +280,14 @@ export class FirefoxPanel extends Widget {
       return;
     }
     const frame = frameView(session.url);
+    // The client's page replacing the frame's first document takes the keyboard with it back to
+    // this page (Chromium: the iframe stays activeElement, keys go to JupyterLab): hand it back.
+    frame.addEventListener('load', () => {
+      if (this._frame === frame && document.activeElement === frame) {
+        frame.focus();
+        frame.contentWindow?.focus();
+      }
+    });
     this._render('running', frame);
     this._frame = frame;
   }
