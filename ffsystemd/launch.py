@@ -30,7 +30,7 @@ from .readiness import serves_html5_client
 from .session import Owner, Session, SessionState, record_tail, write_metadata
 from .session_dirs import SessionPaths, create_session_dirs, ensure_root
 from .units import scope_properties
-from .warm import WARM_PREFS, warm_child, write_warm_files
+from .warm import WARM_PREFS, first_page, warm_child, write_warm_files
 from .watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def write_session_files(
     (paths.profile / "user.js").write_text(user_js(start_url, prefs, paths.downloads))
     (paths.xdg_config / "xpra" / "xpra.conf").write_text(xpra_config_file())
     if warm:
-        write_warm_files(settings.xpra, paths)
+        write_warm_files(settings.xpra, paths, first_page(settings.start_url))
 
 
 def description(session_id: str, server_id: str) -> str:

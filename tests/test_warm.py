@@ -22,10 +22,13 @@ from ffsystemd.commands import XpraSettings, firefox_exit_file, launcher_environ
 from ffsystemd.screen import screen_set_file
 from ffsystemd.session_dirs import create_session_dirs, ensure_root, session_paths
 from ffsystemd.warm import (
+    BLANK_PAGES,
+    WAITING_PAGE,
     OpenFailed,
     bus_address,
     bus_config,
     claimed_file,
+    first_page,
     is_ready,
     open_url,
     warm_child,
@@ -172,3 +175,15 @@ def test_the_options_the_warm_start_gives_firefox_are_refused_as_extra_arguments
     for option in ("--new-instance", "--profile", "--no-remote", "-remote", "--marionette"):
         assert firefox_arg_refusal(option) is not None, option
     assert firefox_arg_refusal("--kiosk") is None
+
+
+def test_a_pool_waits_on_about_blank_for_a_blank_start_page_and_on_a_non_blank_one_otherwise() -> None:
+    """Firefox focuses its address bar at start-up only on a blank page (keys then go there)."""
+    for blank in BLANK_PAGES:
+        assert first_page(blank) == "about:blank"
+    assert first_page("https://example.org/") == WAITING_PAGE == "about:blank?warm"
+    paths = session_paths(Path("/srv/ff"), "abcdef012345")
+    script = warm_script(XpraSettings(), paths, WAITING_PAGE)
+    assert "--new-instance --profile /srv/ff/session-abcdef012345/profile about:blank?warm &" in script
+    with pytest.raises(ValueError, match="about: page"):
+        warm_script(XpraSettings(), paths, "https://example.org/")

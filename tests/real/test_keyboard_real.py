@@ -15,9 +15,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Browser, Frame, Page
 
-from ffsystemd.warm import BLANK_URL
-
-from .browser import chromium, save_artifact
+from .browser import RecordingPage, chromium, save_artifact
 from .test_lab_real import PANEL, session_frame
 from .test_pool_real import ready_pooled
 from .world import JupyterServer, wait_until
@@ -111,15 +109,6 @@ def test_text_typed_right_after_a_cold_launch_arrives_complete(
     assert not lost, f"{len(lost)} of {LAUNCHES} launches lost keys: {lost}"
 
 
-@pytest.mark.xfail(
-    BLANK_URL == "about:blank",
-    strict=True,
-    reason="a pooled Firefox started on about:blank keeps its address bar focused after the claim"
-    " (Firefox selects the URL bar for a blank start page; a URL handed over later loads in the"
-    " tab without moving the focus): every typed key lands in the address bar. Once that is"
-    " fixed, the first key also needs the tab to hand the keyboard back to the frame when the"
-    " client's page has loaded (README, Keyboard): a warm window is listed at once",
-)
 def test_text_typed_right_after_a_warm_launch_arrives_complete(
     server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
 ) -> None:
@@ -134,3 +123,36 @@ def test_text_typed_right_after_a_warm_launch_arrives_complete(
             lost += [failure] if failure else []
             server.cleanup(id=session_id)
     assert not lost, f"{len(lost)} of {LAUNCHES} launches lost keys: {lost}"
+
+
+FIREFOX_LISTED = (
+    "() => window.client && Object.values(client.id_to_window).some(w => /Firefox/.test(w.title || ''))"
+)
+
+
+def test_a_warm_launch_on_a_blank_start_page_types_into_the_address_bar(server_factory) -> None:
+    """With the default start page (about:blank) the keyboard is in Firefox's address bar after a
+    claim, as in a cold session on about:blank: a URL typed at once, then Enter, is opened."""
+    with RecordingPage() as site:
+        server: JupyterServer = server_factory(screen_size="1280x800", pool_size=1)
+        [pooled] = wait_until(lambda: ready_pooled(server), 180, "a ready pooled session")
+        with chromium() as browser:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_init_script(COUNT_KEYS)
+            page = context.new_page()
+            page.goto(f"{server.url}lab/workspaces/blank?token={server.token}")
+            tile = page.locator(".jp-LauncherCard", has_text=re.compile(r"^\s*Firefox\s*$"))
+            tile.first.click(timeout=60_000)
+            page.locator(f"{PANEL}[data-state='running']").wait_for(timeout=90_000)
+            assert page.locator(PANEL).get_attribute("data-session-id") == pooled
+            frame = session_frame(page)
+            frame.wait_for_function(FIREFOX_LISTED, timeout=90_000, polling=20)
+            page.keyboard.type(f"127.0.0.1:{site.port}/typed", delay=30)  # no click, no pause
+            page.keyboard.press("Enter")
+            try:
+                wait_until(lambda: "/typed" in site.paths, 30, "Firefox to open the typed URL")
+            except AssertionError:
+                save_artifact("keys-blank-warm.png", page.screenshot())
+                went = where_keys_went(page, frame)
+                raise AssertionError(f"the typed URL was not opened; {went}") from None
+        server.cleanup(id=pooled)
