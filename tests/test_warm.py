@@ -184,6 +184,6 @@ def test_a_pool_waits_on_about_blank_for_a_blank_start_page_and_on_a_non_blank_o
     assert first_page("https://example.org/") == WAITING_PAGE == "about:blank?warm"
     paths = session_paths(Path("/srv/ff"), "abcdef012345")
     script = warm_script(XpraSettings(), paths, WAITING_PAGE)
-    assert "--new-instance --profile /srv/ff/session-abcdef012345/profile about:blank?warm &" in script
+    assert "--new-instance --profile /srv/ff/session-abcdef012345/profile  'about:blank?warm' &" in script
     with pytest.raises(ValueError, match="about: page"):
         warm_script(XpraSettings(), paths, "https://example.org/")
