@@ -74,7 +74,7 @@ class XpraSettings:
     firefox_command: Sequence[str] = ("firefox-esr",)
     extra_xpra_args: Sequence[str] = ()
     extra_firefox_args: Sequence[str] = ()
-    screen_size: tuple[int, int] = (1920, 1080)
+    screen_size: tuple[int, int] = (3840, 2160)  # the screen_size trait's default
     extra_prefs: Mapping[str, object] = field(default_factory=dict)
     pass_environment: Sequence[str] = ()
     clipboard: str = "both"

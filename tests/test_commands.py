@@ -103,7 +103,13 @@ def test_xpra_argv_xvfb_uses_screen_size_and_no_tcp():
 
 def test_xvfb_command_default_screen():
     xvfb = xvfb_command(XpraSettings())
-    assert "-screen 0 1920x1080x24" in xvfb
+    assert "-screen 0 3840x2160x24" in xvfb
+    # The builders' default is the screen_size trait's.
+    from ffsystemd.app import FirefoxLauncher
+    from ffsystemd.limits import parse_screen_size
+
+    trait = FirefoxLauncher.class_traits()["screen_size"].default_value
+    assert parse_screen_size(trait) == XpraSettings().screen_size
     assert "5760x2560" not in xvfb
     assert shlex.split(xvfb)[0] == "Xvfb"
 
