@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from .browser import ServedPage
 from .world import JupyterServer
 
 pytestmark = pytest.mark.real
@@ -87,26 +86,5 @@ KEYS_PAGE = (
 @pytest.fixture
 def keys_site() -> Iterator[tuple[str, list[str]]]:
     """The page on 127.0.0.1: (URL, every value the text area reported)."""
-    values: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(KEYS_PAGE)))
-            self.end_headers()
-            self.wfile.write(KEYS_PAGE)
-
-        def do_POST(self) -> None:
-            values.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/", values
-    httpd.shutdown()
-    httpd.server_close()
+    with ServedPage(KEYS_PAGE, on_post=json.loads) as served:
+        yield served.url, served.posts

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
 import re
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from .browser import chromium, save_artifact
+from .browser import ServedPage, chromium, save_artifact
 from .test_traces_real import DOWNLOAD_BODY, DOWNLOAD_NAME, site  # noqa: F401 - site is a fixture
 from .world import JupyterServer, unit_gone, wait_until
 
@@ -28,29 +26,8 @@ TITLES = "() => window.client ? Object.values(client.id_to_window).map(w => w.ti
 @pytest.fixture
 def upload_site() -> Iterator[tuple[str, list[bytes]]]:
     """A page on 127.0.0.1 that is one big file input and POSTs the chosen file back: (URL, bodies)."""
-    bodies: list[bytes] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(UPLOAD_PAGE)))
-            self.end_headers()
-            self.wfile.write(UPLOAD_PAGE)
-
-        def do_POST(self) -> None:
-            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/", bodies
-    httpd.shutdown()
-    httpd.server_close()
+    with ServedPage(UPLOAD_PAGE) as served:
+        yield served.url, served.posts
 
 
 def listed(server: JupyterServer, directory: str) -> dict[str, dict]:

@@ -4,22 +4,20 @@ for a cold session and for a claimed pooled one (whose Firefox was already runni
 
 from __future__ import annotations
 
-import http.server
 import io
 import itertools
 import json
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Frame, Page
 
-from .browser import chromium, save_artifact
+from .browser import ServedPage, chromium, save_artifact
 from .test_lab_real import PANEL
 from .test_pool_real import ready_pooled
 from .test_screen_real import RESIZED, xpra_log
-from .test_view_real import FIREFOX, GEOMETRY, open_firefox_tab
+from .test_view_real import FIREFOX, GEOMETRY, open_firefox_tab, window_covers_frame
 from .world import JupyterServer, wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.browser]
@@ -70,29 +68,8 @@ document.getElementById('open').addEventListener('click',
 @pytest.fixture
 def hidpi_site() -> Iterator[tuple[str, list[dict]]]:
     """HIDPI_PAGE on 127.0.0.1: (URL, every report it made)."""
-    reports: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(HIDPI_PAGE)))
-            self.end_headers()
-            self.wfile.write(HIDPI_PAGE)
-
-        def do_POST(self) -> None:
-            reports.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/", reports
-    httpd.shutdown()
-    httpd.server_close()
+    with ServedPage(HIDPI_PAGE, on_post=json.loads) as served:
+        yield served.url, served.posts
 
 
 # A real HiDPI screen: every frame, also the client's (a renderer of its own), has ratio 2.
@@ -103,17 +80,11 @@ HIDPI_ARGS = ["--force-device-scale-factor=2"]
 def in_x_pixels(frame: Frame, ratio: float, slack: int = 3) -> dict | None:
     """The geometry if Firefox's window fills the frame and its canvas has `ratio` x its CSS size."""
     g = frame.evaluate(GEOMETRY)
-    if not g:
+    if not g or not window_covers_frame(g, slack):
         return None
-    width, height = g["inner"]
     ok = (
-        abs(g["left"]) <= slack
-        and abs(g["top"]) <= slack
-        and abs(g["width"] - width) <= slack
-        and abs(g["height"] - height) <= slack
-        and abs(g["canvas"][0] - ratio * g["width"]) <= slack
+        abs(g["canvas"][0] - ratio * g["width"]) <= slack
         and abs(g["canvas"][1] - ratio * g["height"]) <= slack
-        and g["heads"] == 0
     )
     return g if ok else None
 

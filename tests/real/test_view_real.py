@@ -70,22 +70,26 @@ def firefox_takes_keys(page: Page, frame: Frame, values: list[str]) -> None:
     wait_until(lambda: values[-1] == "", 30, "the page's text area to be empty again")
 
 
-def fills(frame: Frame, slack: int = 2) -> dict | None:
-    """The geometry if Firefox's window covers the frame within `slack` px and nothing of Xpra's shows."""
-    g = frame.evaluate(GEOMETRY)
-    if not g:
-        return None
+def window_covers_frame(g: dict, slack: int) -> bool:
+    """Whether, in a GEOMETRY result, Firefox's window sits at the frame's top left corner and is
+    the frame's inner size, within `slack` px each, with no Xpra window header showing."""
     width, height = g["inner"]
-    ok = (
+    return (
         abs(g["left"]) <= slack
         and abs(g["top"]) <= slack
         and abs(g["width"] - width) <= slack
         and abs(g["height"] - height) <= slack
-        and abs(g["xpra"][2] - width) <= slack
-        and abs(g["xpra"][3] - height) <= slack
         and g["heads"] == 0
-        and g["menu"] == 0
     )
+
+
+def fills(frame: Frame, slack: int = 2) -> dict | None:
+    """The geometry if Firefox's window covers the frame within `slack` px and nothing of Xpra's shows."""
+    g = frame.evaluate(GEOMETRY)
+    if not g or not window_covers_frame(g, slack):
+        return None
+    width, height = g["inner"]
+    ok = abs(g["xpra"][2] - width) <= slack and abs(g["xpra"][3] - height) <= slack and g["menu"] == 0
     return g if ok else None
 
 
