@@ -203,6 +203,11 @@ def sessions(server: JupyterServer) -> list[dict[str, Any]]:
     return server.get("firefox-launcher/api/firefox").json()["sessions"]
 
 
+def is_launch_url(url: str) -> bool:
+    """The launch route's URL (any query)."""
+    return url.split("?")[0].endswith("/firefox-launcher/api/firefox")
+
+
 def without_screen(route: Any) -> None:
     """Pass the launch POST on without its `screen` (the baseline of the first screen size)."""
     body = json.loads(route.request.post_data or "{}")
@@ -218,7 +223,7 @@ def one_click(server: JupyterServer, browser: Any, index: int, settle: float, un
     page = browser.new_page(**({"viewport": VIEWPORT} if hasattr(browser, "new_context") else {}))
     if unsized:
         page.route(
-            "**/firefox-launcher/api/firefox",
+            is_launch_url,
             lambda route: without_screen(route) if route.request.method == "POST" else route.continue_(),
         )
     try:
