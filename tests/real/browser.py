@@ -1,18 +1,19 @@
-"""Headless Chromium (Debian's) driven by Playwright, and a tiny local web server of one page that
-records visits and what the page POSTs back."""
+"""Headless Chromium (Debian's) driven by Playwright, screenshots kept as artifacts; the one-page
+web server (ServedPage, RecordingPage) lives in tests/real/served.py and is re-exported here."""
 
 from __future__ import annotations
 
-import http.server
 import io
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
+
+from .served import TEST_PAGE, RecordingPage, ServedPage
+
+__all__ = ["TEST_PAGE", "RecordingPage", "ServedPage", "chromium", "distinct_colours", "save_artifact"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,59 +39,6 @@ def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
-
-
-TEST_PAGE = b"<html><head><title>ffsystemd test page</title></head><body>hello</body></html>"
-
-
-class ServedPage:
-    """An HTTP server on 127.0.0.1 (a free port) that answers every GET with `page` and records its
-    path in `paths`, and every POST with 204, keeping `on_post(body)` in `posts` (default: the raw
-    bytes; e.g. `json.loads` for pages that report JSON). As a context manager it serves from
-    entry and is shut down and closed on exit."""
-
-    def __init__(self, page: bytes = TEST_PAGE, on_post: Callable[[bytes], Any] = bytes) -> None:
-        self.paths: list[str] = []
-        self.posts: list[Any] = []
-        served = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                served.paths.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                served.posts.append(on_post(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port: int = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ServedPage:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class RecordingPage(ServedPage):
-    """A ServedPage of a small titled test page: what matters is which paths were requested."""
-
-    def __init__(self) -> None:
-        super().__init__(TEST_PAGE)
 
 
 def distinct_colours(png: bytes) -> int:

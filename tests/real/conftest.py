@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .browser import ServedPage
+from .served import ServedPage
 from .world import JupyterServer
 
 pytestmark = pytest.mark.real
