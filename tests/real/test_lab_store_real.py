@@ -49,9 +49,9 @@ def has_id(query: str) -> bool:
 
 def open_firefox_from_a_new_launcher(page: Page) -> None:
     """The file browser's "+" opens a launcher (the first one became the first Firefox tab)."""
-    page.locator(".jp-FileBrowser [data-command='launcher:create']").first.click(timeout=30_000)
+    page.locator(".jp-FileBrowser [data-command='launcher:create']").first.click(timeout=60_000)
     tile = page.locator(".jp-LauncherCard:visible", has_text=re.compile(r"^\s*Firefox\s*$"))
-    tile.first.click(timeout=30_000)
+    tile.first.click(timeout=60_000)
 
 
 def set_visibility(page: Page, state: str) -> None:
