@@ -49,9 +49,13 @@ def check_screen(value: object, limit: tuple[int, int]) -> tuple[int, int]:
     return min(width, limit[0]), min(height, limit[1])
 
 
+MODE_PREFIX = "ffs-"
+"""Our RandR modes are named `ffs-<w>x<h>`: never a name Xpra chooses (it names modes `<w>x<h>`)."""
+
+
 def mode_name(width: int, height: int) -> str:
-    """Our RandR mode's name for a size (never one Xpra chooses: it names modes `<w>x<h>`)."""
-    return f"ffs-{width}x{height}"
+    """Our RandR mode's name for a size (what SCREEN_FUNCTION names it)."""
+    return f"{MODE_PREFIX}{width}x{height}"
 
 
 def screen_set_file(paths: SessionPaths) -> Path:
@@ -64,11 +68,11 @@ SCREEN_FUNCTION = f"""ffs_screen() {{
   # set, failed (Xpra resizes as usual) or no-xrandr. A 60 Hz mode with a small blanking:
   # Xvfb shows no picture, any consistent timings do.
   if ! command -v {XRANDR} >/dev/null 2>&1; then echo no-xrandr > "$3"; return 0; fi
-  if {XRANDR} --newmode "ffs-$1x$2" $(( ($1 + 24) * ($2 + 24) * 60 / 1000000 + 1 )) \\
+  if {XRANDR} --newmode "{MODE_PREFIX}$1x$2" $(( ($1 + 24) * ($2 + 24) * 60 / 1000000 + 1 )) \\
        "$1" $(($1 + 8)) $(($1 + 16)) $(($1 + 24)) "$2" $(($2 + 8)) $(($2 + 16)) $(($2 + 24)) \\
        2>/dev/null &&
-     {XRANDR} --addmode {XVFB_OUTPUT} "ffs-$1x$2" 2>/dev/null &&
-     {XRANDR} --output {XVFB_OUTPUT} --mode "ffs-$1x$2" 2>/dev/null; then
+     {XRANDR} --addmode {XVFB_OUTPUT} "{MODE_PREFIX}$1x$2" 2>/dev/null &&
+     {XRANDR} --output {XVFB_OUTPUT} --mode "{MODE_PREFIX}$1x$2" 2>/dev/null; then
     echo set > "$3"
   else
     echo failed > "$3"
