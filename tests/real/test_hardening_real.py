@@ -35,7 +35,10 @@ def test_only_allowed_environment_reaches_xpra_xvfb_and_firefox(
     procs = process_tree(session["main_pid"])
     by_role: dict[str, psutil.Process] = {}
     for proc in procs:
-        name, cmdline = proc.name(), proc.cmdline()
+        try:
+            name, cmdline = proc.name(), proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue  # a short-lived helper that ended after the listing
         if name.startswith("Xvfb"):
             by_role.setdefault("xvfb", proc)
         elif name.startswith("firefox") and "-contentproc" not in cmdline:

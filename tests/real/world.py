@@ -88,9 +88,51 @@ def cgroup_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cgroup").read_text().splitlines()
 
 
+def strays(procs: Iterable[psutil.Process], unit: str) -> list[tuple[str, object]]:
+    """Of `procs`, those outside the cgroup of `unit` or listening on TCP, as (name, evidence).
+
+    A process that exits between the listing and the check (a short-lived helper such as
+    xrandr or xprop) is skipped: it can no longer be outside the scope or listen on anything.
+    """
+    found: list[tuple[str, object]] = []
+    for proc in procs:
+        try:
+            name = proc.name()
+            lines = cgroup_of(proc.pid)
+            listening = [c for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
+            continue
+        if not any(line.endswith(f"/{unit}") for line in lines):
+            found.append((f"{proc.pid} {name}", lines))
+        if listening:
+            found.append((f"{proc.pid} {name}", listening))
+    return found
+
+
+class NamedProcess(psutil.Process):
+    """A process whose name was read when it was listed, so `name()` works after it exits."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self._listed_name = super().name()
+
+    def name(self) -> str:
+        return self._listed_name
+
+
 def process_tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+    """`pid` and its descendants alive at the call, each with its name read then.
+
+    A session runs short-lived helpers (xrandr, xprop, a shell); one that exits while the tree
+    is listed is left out instead of failing the caller.
+    """
+    tree: list[psutil.Process] = []
+    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            tree.append(NamedProcess(proc.pid))
+        except psutil.NoSuchProcess:
+            continue
+    return tree
 
 
 def xpra_windows(socket_path: Path) -> dict[str, str]:
