@@ -126,8 +126,9 @@ def process_tree(pid: int) -> list[psutil.Process]:
     A session runs short-lived helpers (xrandr, xprop, a shell); one that exits while the tree
     is listed is left out instead of failing the caller.
     """
+    root = psutil.Process(pid)
     tree: list[psutil.Process] = []
-    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+    for proc in [root, *root.children(recursive=True)]:
         try:
             tree.append(NamedProcess(proc.pid))
         except psutil.NoSuchProcess:
