@@ -110,4 +110,3 @@ class AnswerTracking:
     def on_finish(self) -> None:
         self.answered = True
         super().on_finish()  # type: ignore[misc]
-

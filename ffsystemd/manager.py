@@ -25,7 +25,7 @@ from typing import Any
 from .activity import ActivityRecorder
 from .adoption import Adopter
 from .context import ManagerContext, ManagerSettings
-from .ending import Stopper
+from .ending import Stopper, describe
 from .errors import (
     FFSystemdError,
     SessionLimitReached,
@@ -138,17 +138,31 @@ class SessionManager:
         with contextlib.suppress(asyncio.TimeoutError, FFSystemdError):
             await asyncio.wait_for(self.pool.shutdown(), self.settings.shutdown_timeout)
         if stop_sessions:
-            live = [s.id for s in self._sessions.values() if s.active]
-            try:
-                await asyncio.wait_for(self.cleanup(live), self.settings.shutdown_timeout)
-            except (asyncio.TimeoutError, FFSystemdError):
-                log.warning("ffsystemd: sessions did not stop in time; forcing")
-                with contextlib.suppress(asyncio.TimeoutError, FFSystemdError):
-                    await asyncio.wait_for(self.cleanup(live, force=True), 10)
+            await self._stop_on_shutdown([s.id for s in self._sessions.values() if s.active])
         for task in list(self.ctx.background):
             task.cancel()
         self.activity.close()
         await self.systemd.close()
+
+    async def _stop_on_shutdown(self, live: list[str]) -> None:
+        """Stop the given sessions within shutdown_timeout; force (SIGKILL) the ones that did not
+        stop in time or failed to stop, within 10 s more. Logs every session left running."""
+        left = live
+        try:
+            _, errors = await asyncio.wait_for(self.cleanup(live), self.settings.shutdown_timeout)
+            left = list(errors)
+            for session_id, error in errors.items():
+                log.warning("ffsystemd: session %s did not stop on shutdown: %s; forcing", session_id, error)
+        except (asyncio.TimeoutError, FFSystemdError) as exc:
+            log.warning("ffsystemd: sessions did not stop in time (%s); forcing", describe(exc))
+        if not left:
+            return
+        try:
+            _, errors = await asyncio.wait_for(self.cleanup(left, force=True), 10)
+        except (asyncio.TimeoutError, FFSystemdError) as exc:
+            errors = {session_id: describe(exc) for session_id in left}
+        for session_id, error in errors.items():
+            log.error("ffsystemd: session %s is left running after shutdown: %s", session_id, error)
 
     async def _housekeeping_loop(self) -> None:
         """Reconnect after an outage (the client backs off) and cull idle sessions."""

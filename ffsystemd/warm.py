@@ -69,6 +69,8 @@ def first_page(start_url: str) -> str:
     gets the focus of the server's kind.
     """
     return BLANK_URL if start_url in BLANK_PAGES else WAITING_PAGE
+
+
 DBUS_DAEMON = "dbus-daemon"
 DBUS_SEND = "dbus-send"
 

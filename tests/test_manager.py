@@ -9,6 +9,7 @@ is left behind. No daemon runs: these tests take milliseconds each, plus the fak
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -153,6 +154,20 @@ async def test_shutdown_stops_sessions_and_closes_the_bus(world: World) -> None:
     assert world.units() == [] and world.dirs() == []
     assert not alive(session["main_pid"])
     assert not manager.systemd.connected
+
+
+async def test_shutdown_forces_a_session_whose_stop_failed_and_says_so(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = world.make()
+    session = await world.launch(manager)
+    world.memory.fail_with_systemd_error("stop_unit", "org.freedesktop.DBus.Error.AccessDenied", "no")
+    with caplog.at_level(logging.WARNING):
+        await manager.shutdown(stop_sessions=True)
+    assert world.units() == [] and world.dirs() == [] and manager.session_ids() == []
+    assert not alive(session["main_pid"])
+    [warning] = [r.getMessage() for r in caplog.records if session["id"] in r.getMessage()]
+    assert "did not stop on shutdown" in warning and "AccessDenied" in warning and "forcing" in warning
 
 
 async def test_shutdown_keeping_sessions_leaves_them_running(world: World) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +17,13 @@ TEST_PAGE = b"<html><head><title>ffsystemd test page</title></head><body>hello</
 class ServedPage:
     """An HTTP server on 127.0.0.1 (a free port) that answers every GET with `page` and records its
     path in `paths`, and every POST with 204, keeping `on_post(body)` in `posts` (default: the raw
-    bytes; e.g. `json.loads` for pages that report JSON). As a context manager it serves from
-    entry and is shut down and closed on exit."""
+    bytes; e.g. `json.loads` for pages that report JSON) and in `posts_to[path]`. As a context
+    manager it serves from entry and is shut down and closed on exit."""
 
     def __init__(self, page: bytes = TEST_PAGE, on_post: Callable[[bytes], Any] = bytes) -> None:
         self.paths: list[str] = []
         self.posts: list[Any] = []
+        self.posts_to: defaultdict[str, list[Any]] = defaultdict(list)
         served = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,7 +37,9 @@ class ServedPage:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                served.posts.append(on_post(body))
+                posted = on_post(body)
+                served.posts.append(posted)
+                served.posts_to[self.path].append(posted)
                 self.send_response(204)
                 self.end_headers()
 

@@ -124,19 +124,41 @@ def sharp(page: Page, frame: Frame, stripes: Callable[[], list[float]]) -> bool:
     return True
 
 
+def settled_box(reports: list[dict], name: str) -> list[float]:
+    """Where the page says the element `name` is, once its last two ticks agree (a window still
+    being resized or rescaled moves a button fixed to the page's bottom)."""
+
+    def last_two() -> list[list[float]]:
+        return [r[name] for r in reports if r.get("kind") == "tick"][-2:]
+
+    return wait_until(
+        lambda: (two := last_two()) and len(two) == 2 and two[0] == two[1] and two[1],
+        30,
+        f"the page's layout of {name} to settle",
+        interval=0.1,
+    )
+
+
 def click_the_buttons(page: Page, frame: Frame, reports: list[dict]) -> None:
     """A click at each button's place on the user's screen reaches it (the first at its centre).
 
     The other two sit at the page's bottom left and top right, where a pointer beyond the X
     screen would land nowhere (the bottom right is where JupyterLab puts its notices).
     """
-    last = reports[-1]
     for name, centre in (("press", (470, 270)), ("low", None), ("far", None)):
-        x, y, w, h = last[name]
-        page.mouse.click(*to_page(page, frame, x + w / 2, y + h / 2))
-        wait_until(
-            lambda name=name: any(r.get("id") == name for r in reports), 30, f"the click to reach {name}"
-        )
+        x, y, w, h = settled_box(reports, name)
+        at = to_page(page, frame, x + w / 2, y + h / 2)
+        page.mouse.click(*at)
+        try:
+            wait_until(
+                lambda name=name: any(r.get("id") == name for r in reports), 30, f"the click to reach {name}"
+            )
+        except AssertionError as error:
+            save_artifact(f"hidpi-click-{name}.png", page.screenshot())
+            now = reports[-1][name]
+            raise AssertionError(
+                f"{error}: clicked page point {at} for X box {[x, y, w, h]}, now at {now}"
+            ) from None
         click = next(r for r in reports if r.get("id") == name)
         if centre:
             assert abs(click["x"] - centre[0]) <= 3 and abs(click["y"] - centre[1]) <= 3, click

@@ -106,4 +106,7 @@ def test_two_servers_of_one_user_own_only_their_sessions(user_servers) -> None:
 
     # SIGINT (JupyterHub's way of stopping a server) ends the server and its session.
     assert a_again.stop(sig=signal.SIGINT) is not None
-    wait_until(lambda: unit_gone(a1["unit"]), 30, "A's session to stop when A is interrupted")
+    try:
+        wait_until(lambda: unit_gone(a1["unit"]), 30, "A's session to stop when A is interrupted")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; A's log ends: {a_again.log_path.read_text()[-4000:]}") from None
