@@ -23,6 +23,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real)
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def stale_front_end(checkout: Path = CHECKOUT) -> str | None:
+    """Why the JupyterLab front end the server would load is older than its sources (a file of
+    src/, style/ or schema/, or package.json, changed after the last build), or None when it is
+    current or this is no checkout with sources (the VM guest gets the tests only)."""
+    built = checkout / "ffsystemd" / "labextension" / "package.json"
+    sources = [p for d in ("src", "style", "schema") for p in (checkout / d).rglob("*") if p.is_file()]
+    sources += [checkout / "package.json"]
+    if not (checkout / "src").is_dir():
+        return None
+    if not built.is_file():
+        return f"no front end is built ({built} is missing)"
+    newer = [p for p in sources if p.is_file() and p.stat().st_mtime > built.stat().st_mtime]
+    return f"{newer[0].relative_to(checkout)} changed after the front end was built" if newer else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def current_front_end() -> None:
+    """The real tests run the front end of this checkout: a stale build fails them at once."""
+    why = stale_front_end()
+    if why:
+        pytest.fail(f"{why}: run scripts/setup (it rebuilds the front end) before the real tests")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def real_user_manager() -> None:
     """The real systemd user manager; the real tests fail (not skip) without one."""
