@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .served import ServedPage
+from .served import InPageOrder, ServedPage
 from .world import JupyterServer
 
 pytestmark = pytest.mark.real
@@ -99,7 +99,8 @@ def server(server_factory: Callable[..., JupyterServer]) -> JupyterServer:
     return server_factory(memory_max="1G", tasks_max=512, cpu_quota="150%", screen_size="1280x800")
 
 
-# A page that is one focused text area and reports its value after every input (to /value); a
+# A page that is one focused text area and reports its value after every input (to /value, as
+# [n, value], n counting its reports); a
 # script that runs before its title is known (so before a client can list its window by that
 # title) also reports every printable key the document saw, wherever its focus was (to /seen).
 KEYS_PAGE = (
@@ -108,21 +109,22 @@ KEYS_PAGE = (
     b" fetch('/seen', {method: 'POST', body: JSON.stringify(seen.join(''))}); }, true);</script>"
     b"<title>keys page</title>"
     b'<textarea id=t autofocus style="position:fixed;left:0;top:0;width:100vw;height:100vh"></textarea>'
-    b"<script>const t = document.getElementById('t');"
-    b"t.addEventListener('input', () => fetch('/value', {method: 'POST', body: JSON.stringify(t.value)}));"
+    b"<script>const t = document.getElementById('t'); let n = 0;"
+    b"t.addEventListener('input', () =>"
+    b" fetch('/value', {method: 'POST', body: JSON.stringify([++n, t.value])}));"
     b"</script>"
 )
 
 
 @pytest.fixture
 def keys_served() -> Iterator[ServedPage]:
-    """The keys page served on 127.0.0.1: posts_to["/value"] holds every value its text area
-    reported, posts_to["/seen"] every run of printable keys its document saw."""
+    """The keys page served on 127.0.0.1: posts_to["/value"] holds every [n, value] its text
+    area reported, posts_to["/seen"] every run of printable keys its document saw."""
     with ServedPage(KEYS_PAGE, on_post=json.loads) as served:
         yield served
 
 
 @pytest.fixture
-def keys_site(keys_served: ServedPage) -> tuple[str, list[str]]:
-    """The keys page: (URL, every value its text area reported)."""
-    return keys_served.url, keys_served.posts_to["/value"]
+def keys_site(keys_served: ServedPage) -> tuple[str, InPageOrder]:
+    """The keys page: (URL, every value its text area reported, in the page's order)."""
+    return keys_served.url, InPageOrder(keys_served.posts_to["/value"])

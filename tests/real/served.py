@@ -8,8 +8,8 @@ from __future__ import annotations
 import http.server
 import threading
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, overload
 
 TEST_PAGE = b"<html><head><title>ffsystemd test page</title></head><body>hello</body></html>"
 
@@ -65,3 +65,30 @@ class RecordingPage(ServedPage):
 
     def __init__(self) -> None:
         super().__init__(TEST_PAGE)
+
+
+class InPageOrder(Sequence[str]):
+    """Values a page reported as `[n, value]` (n counting up in the page), in the page's order.
+
+    Each report is a request of its own, on a thread of its own: two sent 30 ms apart can be
+    recorded the other way round, so the last one recorded is not always the page's last."""
+
+    def __init__(self, posts: list[Any]) -> None:
+        self.posts = posts
+
+    def _values(self) -> list[str]:
+        return [value for _, value in sorted(list(self.posts), key=lambda post: post[0])]
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._values()[index]
+
+    def __len__(self) -> int:
+        return len(self.posts)
+
+    def clear(self) -> None:
+        """Forget every report so far."""
+        self.posts.clear()

@@ -33,7 +33,7 @@ def test_chromium_shows_firefox_through_the_proxy_and_firefox_loads_a_typed_url(
         assert any("Firefox" in t for t in titles), titles
         # Firefox starts maximized, fills the page and follows its size.
         firefox_window = "() => Object.values(client.id_to_window).find(w => /Firefox/.test(w.title || ''))"
-        assert page.evaluate(f"() => ({firefox_window})().maximized") is True
+        page.wait_for_function(f"() => ({firefox_window})().maximized === true", timeout=30_000)
         page.set_viewport_size({"width": 1100, "height": 700})
         page.wait_for_function(f"() => ({firefox_window})().w === 1100", timeout=30_000)
         page.set_viewport_size({"width": 1280, "height": 800})

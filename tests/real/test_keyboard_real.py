@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Frame, Page
 
 from .browser import RecordingPage, ServedPage, chromium, save_artifact
+from .served import InPageOrder
 from .test_lab_real import PANEL, session_frame
 from .test_pool_real import ready_pooled
 from .world import JupyterServer, wait_until
@@ -70,7 +71,7 @@ def type_at_once_in_a_new_tab(
     """Open JupyterLab (a fresh workspace), click the Firefox tile and type the moment the tab's
     client lists the page's window; (session id, None if every character arrived, else what
     the page holds and where the keys went)."""
-    values, seen = served.posts_to["/value"], served.posts_to["/seen"]
+    values, seen = InPageOrder(served.posts_to["/value"]), served.posts_to["/seen"]
     values.clear()
     seen.clear()
     context = browser.new_context(viewport={"width": 1280, "height": 800})

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, Request
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from .browser import chromium, save_artifact
 from .world import JupyterServer, wait_until
@@ -48,10 +49,23 @@ def has_id(query: str) -> bool:
 
 
 def open_firefox_from_a_new_launcher(page: Page) -> None:
-    """The file browser's "+" opens a launcher (the first one became the first Firefox tab)."""
-    page.locator(".jp-FileBrowser [data-command='launcher:create']").first.click(timeout=60_000)
+    """The file browser's "+" opens a launcher (the first one became the first Firefox tab).
+
+    A click on "+" that opened no launcher (seen once in CI: no launcher within 60 s) is tried
+    again, up to three times; each try and what the page showed is in the failure message."""
+    plus = page.locator(".jp-FileBrowser [data-command='launcher:create']").first
     tile = page.locator(".jp-LauncherCard:visible", has_text=re.compile(r"^\s*Firefox\s*$"))
-    tile.first.click(timeout=60_000)
+    tries = []
+    for _ in range(3):
+        plus.click(timeout=60_000)
+        try:
+            tile.first.click(timeout=20_000)
+            return
+        except PlaywrightTimeoutError:
+            tabs = page.locator(".lm-TabBar-tab .lm-TabBar-tabLabel").all_text_contents()
+            tries.append(f"no Firefox tile 20 s after '+', the tabs: {tabs}")
+    save_artifact("lab-store-no-launcher.png", page.screenshot())
+    raise AssertionError("; ".join(tries))
 
 
 def set_visibility(page: Page, state: str) -> None:

@@ -105,7 +105,8 @@ def test_two_servers_of_one_user_own_only_their_sessions(user_servers) -> None:
     assert set(listed(a_again)) == {a1["id"]} and listed(a_again)[a1["id"]]["adopted"] is True
 
     # SIGINT (JupyterHub's way of stopping a server) ends the server and its session.
-    assert a_again.stop(sig=signal.SIGINT) is not None
+    code = a_again.stop(sig=signal.SIGINT)
+    assert code == 0, f"A exited with {code} on SIGINT; its log ends: {a_again.log_path.read_text()[-4000:]}"
     try:
         wait_until(lambda: unit_gone(a1["unit"]), 30, "A's session to stop when A is interrupted")
     except AssertionError as error:

@@ -11,6 +11,7 @@ import pytest
 
 from .world import (
     JupyterServer,
+    alive,
     firefox_window,
     process_tree,
     strays,
@@ -27,12 +28,8 @@ def session_dir(server: JupyterServer, session_id: str) -> Path:
 
 
 def assert_nothing_left(server: JupyterServer, session: dict, pids: list[int]) -> None:
-    wait_until(
-        lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids),
-        10,
-        "every process of the session to end",
-    )
-    wait_until(lambda: unit_gone(session["unit"]), 10, f"{session['unit']} to be unloaded")
+    wait_until(lambda: not alive(pids), 30, "every process of the session to end")
+    wait_until(lambda: unit_gone(session["unit"]), 30, f"{session['unit']} to be unloaded")
     assert not session_dir(server, session["id"]).exists()
 
 

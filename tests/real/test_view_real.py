@@ -13,6 +13,7 @@ from PIL import Image
 from playwright.sync_api import Frame, Page
 
 from .browser import chromium, save_artifact
+from .served import InPageOrder
 from .test_lab_real import PANEL, wait_for_firefox
 from .world import JupyterServer, wait_until
 
@@ -52,7 +53,7 @@ def focus_state(page: Page, frame: Frame) -> str:
     return f"page {outer}, frame {inner}"
 
 
-def firefox_takes_keys(page: Page, frame: Frame, values: list[str]) -> None:
+def firefox_takes_keys(page: Page, frame: Frame, values: InPageOrder) -> None:
     """Wait until the just-started Firefox's keys page takes keys at all, then empty it.
 
     These tests are about the tab, the clipboard and tab switches, not the first keys of a fresh
@@ -149,7 +150,7 @@ READ_CLIPBOARD = "() => navigator.clipboard.readText()"
 
 
 def test_the_clipboard_works_both_ways(
-    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, InPageOrder]
 ) -> None:
     """Firefox's copy reaches the user's clipboard, and the user's clipboard pastes into Firefox."""
     url, values = keys_site
@@ -189,7 +190,7 @@ def test_the_clipboard_works_both_ways(
 
 
 def test_ctrl_v_pastes_without_the_read_permission(
-    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, InPageOrder]
 ) -> None:
     """A user who never granted clipboard-read still pastes with Ctrl+V (the paste event's text)."""
     url, values = keys_site
@@ -214,7 +215,7 @@ def test_ctrl_v_pastes_without_the_read_permission(
 
 
 def test_the_keyboard_follows_the_active_tab(
-    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, list[str]]
+    server_factory: Callable[..., JupyterServer], keys_site: tuple[str, InPageOrder]
 ) -> None:
     """Keys go to Firefox while its tab is active, to the other tab once that is (none are stolen)."""
     url, values = keys_site
@@ -249,7 +250,8 @@ def test_the_keyboard_follows_the_active_tab(
             30,
             "the Firefox frame to have the keyboard",
         )
-        assert frame.evaluate("() => document.activeElement.id") == "pasteboard"  # the client's key catcher
+        catcher = "() => document.activeElement?.id === 'pasteboard'"  # the client's key catcher
+        wait_until(lambda: frame.evaluate(catcher), 10, "the client's key catcher to be focused")
         page.keyboard.type("ff2", delay=30)
         wait_until(lambda: values[-1] == "ff1ff2", 30, f"the keys back in Firefox, saw {values[-3:]}")
         assert "ff2" not in (editor.text_content() or "")

@@ -88,6 +88,18 @@ def cgroup_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cgroup").read_text().splitlines()
 
 
+def alive(pids: Iterable[int]) -> list[int]:
+    """Of `pids`, those whose process exists and is not a zombie (one exiting meanwhile is not)."""
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def strays(procs: Iterable[psutil.Process], unit: str) -> list[tuple[str, object]]:
     """Of `procs`, those outside the cgroup of `unit` or listening on TCP, as (name, evidence).
 
@@ -275,8 +287,10 @@ class JupyterServer:
         assert resp.status_code == 200, resp.text
         return resp.json()
 
-    def stop(self, timeout: float = 60, sig: int = signal.SIGTERM) -> int:
-        """Signal the server (SIGTERM; it stops or keeps sessions per on_shutdown) and wait."""
+    def stop(self, timeout: float = 120, sig: int = signal.SIGTERM) -> int:
+        """Signal the server (SIGTERM; it stops or keeps sessions per on_shutdown) and wait; after
+        `timeout` s (a shutdown may take shutdown_timeout twice plus 10 s) SIGKILL it. Returns
+        its exit status (negative: the signal that ended it)."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
