@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .served import InPageOrder, ServedPage
-from .world import JupyterServer
+from .world import JupyterServer, stop_leaving_nothing
 
 pytestmark = pytest.mark.real
 
@@ -85,11 +85,9 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterServer]]:
         return server.start()
 
     yield start
-    for server in servers:
-        server.stop()
+    leaked = stop_leaving_nothing(servers)
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
-    leaked = sorted({unit for server in servers for unit in server.units()})
     assert not leaked, f"units left behind: {leaked}"
 
 

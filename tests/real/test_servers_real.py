@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .world import JupyterServer, systemctl_show, unit_gone, wait_until
+from .world import JupyterServer, stop_leaving_nothing, systemctl_show, unit_gone, wait_until
 
 pytestmark = pytest.mark.real
 
@@ -43,10 +43,8 @@ def user_servers() -> Iterator[Callable[..., JupyterServer]]:
         return server.start()
 
     yield start
-    for server in servers:
-        server.stop()
+    leaked = stop_leaving_nothing(servers)
     shutil.rmtree(home, ignore_errors=True)
-    leaked = sorted({unit for server in servers for unit in server.units()})
     assert not leaked, f"units left behind: {leaked}"
 
 

@@ -300,3 +300,28 @@ class JupyterServer:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def stop_leaving_nothing(servers: Iterable[JupyterServer]) -> list[str]:
+    """Stop every server (each on its own: one that fails to stop does not keep the others
+    running), give their session units 30 s to go, then stop any unit still there so the next
+    test starts clean. Returns what was left behind: units, and servers whose stop failed."""
+    servers = list(servers)
+    left: list[str] = []
+    for server in servers:
+        try:
+            server.stop()
+        except Exception as exc:  # reported below, after the others are stopped
+            left.append(f"server {server.url} did not stop: {exc!r}")
+
+    def units() -> list[str]:
+        return sorted({unit for server in servers for unit in server.units()})
+
+    try:
+        wait_until(lambda: not units(), 30, "the servers' session units to go")
+    except AssertionError:
+        stuck = units()
+        for unit in stuck:
+            subprocess.run(["systemctl", "--user", "stop", unit], capture_output=True, timeout=120)
+        left += stuck
+    return left
