@@ -30,15 +30,16 @@ def stale_front_end(checkout: Path = CHECKOUT) -> str | None:
     """Why the JupyterLab front end the server would load is older than its sources (a file of
     src/, style/ or schema/, or package.json, changed after the last build), or None when it is
     current or this is no checkout with sources (the VM guest gets the tests only)."""
-    built = checkout / "ffsystemd" / "labextension" / "package.json"
-    sources = [p for d in ("src", "style", "schema") for p in (checkout / d).rglob("*") if p.is_file()]
-    sources += [checkout / "package.json"]
     if not (checkout / "src").is_dir():
         return None
+    built = checkout / "ffsystemd" / "labextension" / "package.json"
     if not built.is_file():
         return f"no front end is built ({built} is missing)"
-    newer = [p for p in sources if p.is_file() and p.stat().st_mtime > built.stat().st_mtime]
-    return f"{newer[0].relative_to(checkout)} changed after the front end was built" if newer else None
+    built_at = built.stat().st_mtime
+    sources = [p for d in ("src", "style", "schema") for p in (checkout / d).rglob("*")]
+    newer = (p for p in [*sources, checkout / "package.json"] if p.is_file() and p.stat().st_mtime > built_at)
+    first = next(newer, None)
+    return f"{first.relative_to(checkout)} changed after the front end was built" if first else None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -98,9 +99,9 @@ def server(server_factory: Callable[..., JupyterServer]) -> JupyterServer:
 
 
 # A page that is one focused text area and reports its value after every input (to /value, as
-# [n, value], n counting its reports); a
-# script that runs before its title is known (so before a client can list its window by that
-# title) also reports every printable key the document saw, wherever its focus was (to /seen).
+# [n, value], n counting its reports); a script that runs before its title is known (so before
+# a client can list its window by that title) also reports every printable key the document
+# saw, wherever its focus was (to /seen).
 KEYS_PAGE = (
     b"<!doctype html><script>const seen = [];"
     b"addEventListener('keydown', e => { if (e.key.length !== 1) return; seen.push(e.key);"

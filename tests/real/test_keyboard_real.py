@@ -16,8 +16,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Browser, Frame, Page
 
-from .browser import RecordingPage, ServedPage, chromium, save_artifact
-from .served import InPageOrder
+from .browser import RecordingPage, chromium, save_artifact
+from .served import InPageOrder, ServedPage
 from .test_lab_real import PANEL, session_frame
 from .test_pool_real import ready_pooled
 from .world import JupyterServer, wait_until

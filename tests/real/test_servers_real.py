@@ -104,8 +104,12 @@ def test_two_servers_of_one_user_own_only_their_sessions(user_servers) -> None:
 
     # SIGINT (JupyterHub's way of stopping a server) ends the server and its session.
     code = a_again.stop(sig=signal.SIGINT)
-    assert code == 0, f"A exited with {code} on SIGINT; its log ends: {a_again.log_path.read_text()[-4000:]}"
+
+    def log_end() -> str:
+        return f"A's log ends: {a_again.log_path.read_text()[-4000:]}"
+
+    assert code == 0, f"A exited with {code} on SIGINT; {log_end()}"
     try:
         wait_until(lambda: unit_gone(a1["unit"]), 30, "A's session to stop when A is interrupted")
     except AssertionError as error:
-        raise AssertionError(f"{error}; A's log ends: {a_again.log_path.read_text()[-4000:]}") from None
+        raise AssertionError(f"{error}; {log_end()}") from None

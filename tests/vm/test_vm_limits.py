@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from real.world import JupyterServer, firefox_window, process_tree, unit_gone, wait_until
+from real.world import JupyterServer, alive, firefox_window, process_tree, unit_gone, wait_until
 
 from .guest import PageServer, Stopwatch, cgroup_dir, read_keyed, record_figure, spawn_in_scope
 
@@ -39,17 +39,6 @@ def ended(server: JupyterServer, sid: str) -> dict | None:
 
 def session_dir(server: JupyterServer, sid: str) -> Path:
     return server.session_root / f"session-{sid}"
-
-
-def alive(pids: set[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def test_a_session_reports_real_figures_and_its_cgroup_holds_the_limits(server: JupyterServer) -> None:
